@@ -117,12 +117,12 @@ impl Faults {
         if dir == Direction::In && self.is_deaf() {
             return false;
         }
-        if self_role == NodeRole::Server && peer_role == NodeRole::Server {
-            if let Some(allowed) = self.allow.lock().as_ref() {
-                if !allowed.contains(peer) {
-                    return false;
-                }
-            }
+        if self_role == NodeRole::Server
+            && peer_role == NodeRole::Server
+            && let Some(allowed) = self.allow.lock().as_ref()
+            && !allowed.contains(peer)
+        {
+            return false;
         }
         let p = self.drop_probability();
         if p > 0.0 && self.rng.lock().random::<f64>() < p {

@@ -355,11 +355,7 @@ impl Node {
         }
         for (mref, (node, _)) in state.monitoring {
             if node == self.inner.name {
-                if let Some(id) = self.inner.monitor_index.lock().remove(&mref) {
-                    if let Some(t) = self.lookup(id) {
-                        t.state.lock().monitored_by.remove(&mref);
-                    }
-                }
+                self.remove_monitor_here(mref);
             } else {
                 self.to_transport(
                     &node,
@@ -523,13 +519,13 @@ impl Node {
     }
 
     fn note_monitoring(&self, watcher: &Pid, mref: Ref, target: &Pid) {
-        if self.is_local(watcher) {
-            if let Some(w) = self.lookup(watcher.id) {
-                w.state
-                    .lock()
-                    .monitoring
-                    .insert(mref, (target.node.clone(), Some(target.clone())));
-            }
+        if self.is_local(watcher)
+            && let Some(w) = self.lookup(watcher.id)
+        {
+            w.state
+                .lock()
+                .monitoring
+                .insert(mref, (target.node.clone(), Some(target.clone())));
         }
     }
 
@@ -618,10 +614,9 @@ impl Node {
     }
 
     fn remove_monitor_here(&self, mref: Ref) {
-        if let Some(id) = self.inner.monitor_index.lock().remove(&mref) {
-            if let Some(t) = self.lookup(id) {
-                t.state.lock().monitored_by.remove(&mref);
-            }
+        let id = self.inner.monitor_index.lock().remove(&mref);
+        if let Some(t) = id.and_then(|id| self.lookup(id)) {
+            t.state.lock().monitored_by.remove(&mref);
         }
     }
 
@@ -676,10 +671,8 @@ impl Node {
 
     pub fn unregister(&self, name: &str) -> bool {
         let removed = self.inner.registry.write().remove(name);
-        if let Some(pid) = &removed {
-            if let Some(p) = self.lookup(pid.id) {
-                p.state.lock().name = None;
-            }
+        if let Some(p) = removed.as_ref().and_then(|pid| self.lookup(pid.id)) {
+            p.state.lock().name = None;
         }
         removed.is_some()
     }
@@ -832,14 +825,14 @@ impl Node {
                 body,
                 ..
             } => {
-                if let Dest::Pid(p) = &to {
-                    if !self.is_local(p) {
-                        self.inner
-                            .counters
-                            .undeliverable
-                            .fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
+                if let Dest::Pid(p) = &to
+                    && !self.is_local(p)
+                {
+                    self.inner
+                        .counters
+                        .undeliverable
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
                 let env = Envelope {
                     from: sender,
@@ -970,8 +963,8 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Stops the node: every process is killed with `shutdown`... `kill`, the transport is
-    /// closed so peers see it down.
+    /// Stops the node: the transport is closed (peers see the node down) and every
+    /// process is killed.
     pub fn stop(&self) {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return;

@@ -30,6 +30,22 @@ impl ExitValue for ExitReason {
     }
 }
 
+/// Names the never type `!` on stable Rust, so that a process body that loops for ever
+/// (its future's output is `!`) is accepted.
+pub trait FnOutput {
+    type Output;
+}
+impl<T> FnOutput for fn() -> T {
+    type Output = T;
+}
+type Never = <fn() -> ! as FnOutput>::Output;
+
+impl ExitValue for Never {
+    fn into_reason(self) -> ExitReason {
+        self
+    }
+}
+
 /// A process's own handle. Owned by the process body (or by the caller, for attached ones).
 pub struct Process {
     node: Node,

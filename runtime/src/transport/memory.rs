@@ -73,10 +73,14 @@ impl Transport for MemoryTransport {
             Some(t) => t.handle_wire(&self.me, self.role, frame),
             None => {
                 // Unknown or stopped node: as a failed connection, the sender sees it down.
-                if let Some((me, _)) = self.net.nodes.read().get(&self.me) {
-                    if let Some(me) = me.upgrade() {
-                        me.node_down(node);
-                    }
+                let me = self
+                    .net
+                    .nodes
+                    .read()
+                    .get(&self.me)
+                    .and_then(|(w, _)| w.upgrade());
+                if let Some(me) = me {
+                    me.node_down(node);
                 }
             }
         }
