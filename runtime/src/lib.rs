@@ -8,6 +8,7 @@
 
 pub mod faults;
 pub mod gen_server;
+mod mailbox;
 pub mod message;
 pub mod node;
 pub mod pid;

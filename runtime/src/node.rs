@@ -3,12 +3,14 @@
 //! remote targets follow one path up to the point where the frame leaves the node.
 
 use crate::faults::{Direction, FaultState, Faults, NodeRole};
+use crate::mailbox::Mailbox;
 use crate::message::{Envelope, Message, Payload, type_tag};
 use crate::pid::{Dest, NodeName, Pid, Ref};
 use crate::process::{ExitValue, Process};
 use crate::reason::{Down, Exit, ExitReason};
 use crate::transport::{Transport, Wire};
 use futures::FutureExt;
+use futures::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -16,7 +18,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use tokio::sync::{Notify, mpsc};
+use std::task::Poll;
 
 /// Errors of node-level operations.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,11 +34,15 @@ pub enum NodeError {
 /// One process's shared state: what senders, linkers and monitors touch.
 pub(crate) struct ProcShared {
     pub(crate) pid: Pid,
-    tx: mpsc::UnboundedSender<Envelope>,
-    pub(crate) queued: AtomicUsize,
+    pub(crate) mailbox: Mailbox,
+    /// Messages a selective receive passed over and kept aside (the rest of the mailbox).
+    pub(crate) saved: AtomicUsize,
     pub(crate) trap_exit: AtomicBool,
+    /// Set when somebody killed the process; the reason waits in `kill_reason`.
+    killed: AtomicBool,
     kill_reason: Mutex<Option<ExitReason>>,
-    kill: Notify,
+    /// Wakes the process's task so that it sees the kill.
+    kill_waker: AtomicWaker,
     pub(crate) restarts: AtomicU32,
     state: Mutex<ProcState>,
 }
@@ -53,30 +59,34 @@ struct ProcState {
 }
 
 impl ProcShared {
-    /// Resolves when somebody killed this process; gives the reason.
-    pub(crate) async fn killed(&self) -> ExitReason {
-        loop {
-            if let Some(r) = self.kill_reason.lock().take() {
-                return r;
-            }
-            self.kill.notified().await;
-        }
-    }
-
     fn kill_with(&self, reason: ExitReason) {
         let mut slot = self.kill_reason.lock();
         if slot.is_none() {
             *slot = Some(reason);
         }
         drop(slot);
-        self.kill.notify_one();
+        self.killed.store(true, Ordering::Release);
+        self.kill_waker.wake();
+    }
+
+    /// The kill reason, when the process has been killed.
+    fn kill_requested(&self) -> Option<ExitReason> {
+        if self.killed.load(Ordering::Acquire) {
+            Some(
+                self.kill_reason
+                    .lock()
+                    .clone()
+                    .unwrap_or(ExitReason::Killed),
+            )
+        } else {
+            None
+        }
     }
 }
 
 /// Counters of a node's traffic.
 #[derive(Default)]
 struct Counters {
-    local: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
     dropped_in: AtomicU64,
@@ -87,8 +97,6 @@ struct Counters {
 /// A snapshot of a node's counters.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NodeStats {
-    /// Messages delivered between processes of this node.
-    pub local: u64,
     /// Frames sent to other nodes.
     pub sent: u64,
     /// Frames received from other nodes and accepted.
@@ -113,13 +121,27 @@ pub struct ProcessInfo {
     pub trap_exit: bool,
 }
 
+/// One shard of the process table, on its own cache line.
+#[repr(align(128))]
+struct Shard(RwLock<HashMap<u64, Arc<ProcShared>>>);
+
+const SHARDS: usize = 64;
+
+impl NodeInner {
+    fn shard(&self, id: u64) -> &RwLock<HashMap<u64, Arc<ProcShared>>> {
+        &self.procs[(id as usize) % SHARDS].0
+    }
+}
+
 pub(crate) struct NodeInner {
     name: NodeName,
     serial: u32,
     role: NodeRole,
     next_id: AtomicU64,
     next_ref: AtomicU64,
-    procs: RwLock<HashMap<u64, Arc<ProcShared>>>,
+    /// The process table, sharded by id so that senders on different threads rarely
+    /// touch the same lock.
+    procs: Box<[Shard]>,
     registry: RwLock<HashMap<String, Pid>>,
     /// mref -> id of the local process it watches (for demonitor by mref alone).
     monitor_index: Mutex<HashMap<Ref, u64>>,
@@ -162,7 +184,9 @@ impl Node {
                 role,
                 next_id: AtomicU64::new(1),
                 next_ref: AtomicU64::new(seed),
-                procs: RwLock::new(HashMap::new()),
+                procs: (0..SHARDS)
+                    .map(|_| Shard(RwLock::new(HashMap::new())))
+                    .collect(),
                 registry: RwLock::new(HashMap::new()),
                 monitor_index: Mutex::new(HashMap::new()),
                 faults: Faults::new(seed),
@@ -222,30 +246,41 @@ impl Node {
     }
 
     fn lookup(&self, id: u64) -> Option<Arc<ProcShared>> {
-        self.inner.procs.read().get(&id).cloned()
+        self.inner.shard(id).read().get(&id).cloned()
+    }
+
+    fn all_processes(&self) -> Vec<Arc<ProcShared>> {
+        self.inner
+            .procs
+            .iter()
+            .flat_map(|s| s.0.read().values().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     // ---------------------------------------------------------------- processes
 
     /// Creates a process entry and its handle; the caller runs it (task or attached).
     fn create(&self) -> Process {
-        let (tx, rx) = mpsc::unbounded_channel();
         let pid = self.new_pid();
         let shared = Arc::new(ProcShared {
             pid: pid.clone(),
-            tx,
-            queued: AtomicUsize::new(0),
+            mailbox: Mailbox::new(),
+            saved: AtomicUsize::new(0),
             trap_exit: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
             kill_reason: Mutex::new(None),
-            kill: Notify::new(),
+            kill_waker: AtomicWaker::new(),
             restarts: AtomicU32::new(0),
             state: Mutex::new(ProcState {
                 alive: true,
                 ..Default::default()
             }),
         });
-        self.inner.procs.write().insert(pid.id, shared.clone());
-        Process::new(self.clone(), shared, rx)
+        self.inner
+            .shard(pid.id)
+            .write()
+            .insert(pid.id, shared.clone());
+        Process::new(self.clone(), shared)
     }
 
     /// Spawns a process running `f`. Its exit reason is what the future returns (`()` is
@@ -292,15 +327,25 @@ impl Node {
         }
         let node = self.clone();
         tokio::spawn(async move {
-            let body = AssertUnwindSafe(f(proc)).catch_unwind();
-            let reason = tokio::select! {
-                biased;
-                r = shared.killed() => r,
-                res = body => match res {
-                    Ok(v) => v.into_reason(),
-                    Err(panic) => ExitReason::Panic(panic_message(&panic)),
-                },
-            };
+            let mut body = std::pin::pin!(AssertUnwindSafe(f(proc)).catch_unwind());
+            // Each poll first checks for a kill (one atomic load), then runs the body.
+            let reason = std::future::poll_fn(|cx| {
+                if let Some(r) = shared.kill_requested() {
+                    return Poll::Ready(r);
+                }
+                shared.kill_waker.register(cx.waker());
+                match body.as_mut().poll(cx) {
+                    Poll::Ready(Ok(v)) => Poll::Ready(v.into_reason()),
+                    Poll::Ready(Err(panic)) => {
+                        Poll::Ready(ExitReason::Panic(panic_message(&panic)))
+                    }
+                    Poll::Pending => match shared.kill_requested() {
+                        Some(r) => Poll::Ready(r),
+                        None => Poll::Pending,
+                    },
+                }
+            })
+            .await;
             if !reason.is_clean() {
                 log::debug!("{} exited: {reason}", shared.pid);
             }
@@ -333,7 +378,11 @@ impl Node {
             st.alive = false;
             std::mem::take(&mut *st)
         };
-        self.inner.procs.write().remove(&shared.pid.id);
+        self.inner
+            .shard(shared.pid.id)
+            .write()
+            .remove(&shared.pid.id);
+        shared.mailbox.close();
         if let Some(name) = &state.name {
             let mut reg = self.inner.registry.write();
             if reg.get(name) == Some(&shared.pid) {
@@ -450,10 +499,7 @@ impl Node {
     }
 
     fn push(&self, t: &ProcShared, env: Envelope) {
-        t.queued.fetch_add(1, Ordering::Relaxed);
-        if t.tx.send(env).is_err() {
-            t.queued.fetch_sub(1, Ordering::Relaxed);
-        }
+        t.mailbox.push(env);
     }
 
     /// Records on `at` (local) that it is linked to `other`; when `at` is gone, `other`
@@ -747,24 +793,11 @@ impl Node {
             Dest::Pid(p) => Some(p.id).filter(|_| self.is_local(p)),
             Dest::Name(n) | Dest::Remote(n, _) => self.whereis(n).map(|p| p.id),
         };
-        let delivered = id.is_some_and(|id| {
-            let procs = self.inner.procs.read();
-            match procs.get(&id) {
-                Some(p) => {
-                    p.queued.fetch_add(1, Ordering::Relaxed);
-                    if p.tx.send(env).is_ok() {
-                        true
-                    } else {
-                        p.queued.fetch_sub(1, Ordering::Relaxed);
-                        false
-                    }
-                }
-                None => false,
-            }
+        let delivered = id.is_some_and(|id| match self.inner.shard(id).read().get(&id) {
+            Some(p) => p.mailbox.push(env),
+            None => false,
         });
-        if delivered {
-            self.inner.counters.local.fetch_add(1, Ordering::Relaxed);
-        } else {
+        if !delivered {
             self.inner
                 .counters
                 .undeliverable
@@ -877,7 +910,7 @@ impl Node {
         if *node == self.inner.name {
             return;
         }
-        let procs: Vec<Arc<ProcShared>> = self.inner.procs.read().values().cloned().collect();
+        let procs = self.all_processes();
         for p in procs {
             let (links, downs) = {
                 let mut st = p.state.lock();
@@ -927,14 +960,14 @@ impl Node {
 
     /// Every live process with its name, mailbox length and restart count, by pid.
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        let mut procs: Vec<Arc<ProcShared>> = self.inner.procs.read().values().cloned().collect();
+        let mut procs = self.all_processes();
         procs.sort_by_key(|p| p.pid.id);
         procs
             .iter()
             .map(|p| ProcessInfo {
                 pid: p.pid.to_string(),
                 name: p.state.lock().name.clone(),
-                mailbox: p.queued.load(Ordering::Relaxed),
+                mailbox: p.mailbox.len() + p.saved.load(Ordering::Relaxed),
                 restarts: p.restarts.load(Ordering::Relaxed),
                 trap_exit: p.trap_exit.load(Ordering::Relaxed),
             })
@@ -944,13 +977,12 @@ impl Node {
     pub fn stats(&self) -> NodeStats {
         let c = &self.inner.counters;
         NodeStats {
-            local: c.local.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
             dropped_in: c.dropped_in.load(Ordering::Relaxed),
             dropped_out: c.dropped_out.load(Ordering::Relaxed),
             undeliverable: c.undeliverable.load(Ordering::Relaxed),
-            processes: self.inner.procs.read().len(),
+            processes: self.inner.procs.iter().map(|s| s.0.read().len()).sum(),
         }
     }
 
@@ -972,7 +1004,7 @@ impl Node {
         if let Some(t) = self.inner.transport.get() {
             t.shutdown();
         }
-        let procs: Vec<Arc<ProcShared>> = self.inner.procs.read().values().cloned().collect();
+        let procs = self.all_processes();
         for p in procs {
             p.kill_with(ExitReason::Killed);
             // Attached handles are not tasks: end their bookkeeping here.

@@ -1,39 +1,108 @@
 //! Identities: node names, process ids, unique references and send destinations.
 
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
-/// A node's name, `name@host`, as Erlang spells it. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NodeName(Arc<str>);
+/// A node's name, `name@host`, as Erlang spells it. Names are interned (as atoms are in
+/// Erlang), so a name is a small number: cloning, comparing and hashing it cost nothing,
+/// which keeps pids cheap on the send path. Interned names are never freed; a node meets
+/// few distinct names (its peers and the clients that connect to it).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct NodeName(u32);
+
+/// The process-wide table of node names.
+struct Interner {
+    names: Vec<&'static str>,
+    index: HashMap<&'static str, u32>,
+}
+
+fn interner() -> &'static RwLock<Interner> {
+    static INTERNER: OnceLock<RwLock<Interner>> = OnceLock::new();
+    INTERNER.get_or_init(|| {
+        RwLock::new(Interner {
+            names: Vec::new(),
+            index: HashMap::new(),
+        })
+    })
+}
 
 impl NodeName {
-    /// Makes a node name; any string is accepted, `name@host` is the convention.
+    /// Makes (interns) a node name; any string is accepted, `name@host` is the convention.
     pub fn new(name: impl AsRef<str>) -> Self {
-        NodeName(Arc::from(name.as_ref()))
+        let name = name.as_ref();
+        if let Some(&i) = interner().read().index.get(name) {
+            return NodeName(i);
+        }
+        let mut table = interner().write();
+        if let Some(&i) = table.index.get(name) {
+            return NodeName(i);
+        }
+        let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+        let i = u32::try_from(table.names.len()).unwrap_or(u32::MAX);
+        table.names.push(leaked);
+        table.index.insert(leaked, i);
+        NodeName(i)
     }
 
     /// The name as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> &'static str {
+        interner()
+            .read()
+            .names
+            .get(self.0 as usize)
+            .copied()
+            .unwrap_or("?")
     }
 
     /// The part before `@` (the whole name when there is none).
-    pub fn short(&self) -> &str {
-        self.0.split('@').next().unwrap_or(&self.0)
+    pub fn short(&self) -> &'static str {
+        let s = self.as_str();
+        s.split('@').next().unwrap_or(s)
+    }
+}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Ordered by the text of the name, so every OS process agrees on the order.
+impl Ord for NodeName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            std::cmp::Ordering::Equal
+        } else {
+            self.as_str().cmp(other.as_str())
+        }
+    }
+}
+
+impl Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(NodeName::new(s))
     }
 }
 
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

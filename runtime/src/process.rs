@@ -10,7 +10,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// What a process body may return: `()` (exit `normal`) or an [`ExitReason`].
@@ -50,22 +49,16 @@ impl ExitValue for Never {
 pub struct Process {
     node: Node,
     pub(crate) shared: Arc<ProcShared>,
-    rx: mpsc::UnboundedReceiver<Envelope>,
     /// Messages passed over by a selective receive, in arrival order.
     saved: VecDeque<Envelope>,
     pub(crate) attached: bool,
 }
 
 impl Process {
-    pub(crate) fn new(
-        node: Node,
-        shared: Arc<ProcShared>,
-        rx: mpsc::UnboundedReceiver<Envelope>,
-    ) -> Self {
+    pub(crate) fn new(node: Node, shared: Arc<ProcShared>) -> Self {
         Process {
             node,
             shared,
-            rx,
             saved: VecDeque::new(),
             attached: false,
         }
@@ -93,45 +86,31 @@ impl Process {
 
     /// Messages waiting in the mailbox.
     pub fn mailbox_len(&self) -> usize {
-        self.shared.queued.load(Ordering::Relaxed)
+        self.shared.mailbox.len() + self.saved.len()
     }
 
-    fn taken(&self) {
-        self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+    /// Keeps the count of set-aside messages visible to introspection.
+    fn sync_saved(&self) {
+        self.shared.saved.store(self.saved.len(), Ordering::Relaxed);
     }
 
-    async fn next_raw(&mut self) -> Envelope {
-        match self.rx.recv().await {
-            Some(e) => e,
-            // The entry is gone (an attached handle whose node stopped): nothing more comes.
-            None => std::future::pending().await,
-        }
-    }
 
     /// The next message, waiting as long as it takes.
     pub async fn recv(&mut self) -> Envelope {
         if let Some(e) = self.saved.pop_front() {
-            self.taken();
+            self.sync_saved();
             return e;
         }
-        let e = self.next_raw().await;
-        self.taken();
-        e
+        self.shared.mailbox.pop().await
     }
 
     /// The next message, or `None` after `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Option<Envelope> {
         if let Some(e) = self.saved.pop_front() {
-            self.taken();
+            self.sync_saved();
             return Some(e);
         }
-        match tokio::time::timeout(timeout, self.next_raw()).await {
-            Ok(e) => {
-                self.taken();
-                Some(e)
-            }
-            Err(_) => None,
-        }
+        tokio::time::timeout(timeout, self.shared.mailbox.pop()).await.ok()
     }
 
     /// Selective receive: the first message (oldest first) that `f` accepts, turned into a
@@ -149,7 +128,7 @@ impl Process {
             };
             match f(env) {
                 Ok(t) => {
-                    self.taken();
+                    self.sync_saved();
                     return Some(t);
                 }
                 Err(env) => {
@@ -161,18 +140,18 @@ impl Process {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let env = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, self.next_raw()).await {
+                Some(d) => match tokio::time::timeout_at(d, self.shared.mailbox.pop()).await {
                     Ok(e) => e,
                     Err(_) => return None,
                 },
-                None => self.next_raw().await,
+                None => self.shared.mailbox.pop().await,
             };
             match f(env) {
-                Ok(t) => {
-                    self.taken();
-                    return Some(t);
+                Ok(t) => return Some(t),
+                Err(env) => {
+                    self.saved.push_back(env);
+                    self.sync_saved();
                 }
-                Err(env) => self.saved.push_back(env),
             }
         }
     }
@@ -222,25 +201,17 @@ impl Process {
     /// Removes a monitor and flushes a `Down` for it already in the mailbox.
     pub fn demonitor(&mut self, mref: Ref) {
         self.node.demonitor(&self.shared.pid, mref);
-        let before = self.saved.len();
-        let mut kept = VecDeque::with_capacity(before);
-        for env in self.saved.drain(..) {
-            match env.peek_local::<crate::Down>() {
-                Some(d) if d.mref == mref => {}
-                _ => kept.push_back(env),
+        let is_that_down = |env: &Envelope| {
+            env.peek_local::<crate::Down>()
+                .is_some_and(|d| d.mref == mref)
+        };
+        self.saved.retain(|env| !is_that_down(env));
+        while let Some(env) = self.shared.mailbox.try_pop() {
+            if !is_that_down(&env) {
+                self.saved.push_back(env);
             }
         }
-        let flushed = before - kept.len();
-        self.saved = kept;
-        for _ in 0..flushed {
-            self.taken();
-        }
-        while let Ok(env) = self.rx.try_recv() {
-            match env.peek_local::<crate::Down>() {
-                Some(d) if d.mref == mref => self.taken(),
-                _ => self.saved.push_back(env),
-            }
-        }
+        self.sync_saved();
     }
 
     /// Spawns an unlinked process on this node.
