@@ -19,8 +19,11 @@ pub mod timer;
 pub mod transport;
 
 pub use faults::{FaultState, NodeRole};
+pub use gen_server::{CallError, CallResult, Flow, GenServer, ReplyTo, StartError};
 pub use message::{Envelope, Message};
 pub use node::{Node, NodeError, NodeStats, ProcessInfo, WeakNode};
 pub use pid::{Dest, NodeName, Pid, Ref};
 pub use process::{ExitValue, Process};
 pub use reason::{Down, Exit, ExitReason};
+pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec};
+pub use timer::TimerRef;
