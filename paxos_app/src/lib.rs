@@ -1,1 +1,16 @@
-//! Placeholder until its issue lands.
+//! Multi-instance Paxos: the original's Part 1 API (`start`, `status`, `done`, `max`,
+//! `min`, `alive`, `stop`) on the `runtime` crate. The protocol is a pure state machine
+//! ([`core`]); the acceptor, proposer and learner are thin processes around it
+//! ([`processes`]) under the node's Paxos supervisor, and their state lives in
+//! [`tables`], outside the processes, so a restart loses nothing.
+
+mod api;
+pub mod core;
+mod processes;
+pub mod tables;
+
+pub(crate) use api::StartInstance;
+pub use api::{
+    Decided, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, start, start_with,
+};
+pub use core::Status;

@@ -1,0 +1,244 @@
+//! The original's Part 1 API on one node: `start`, `status`, `done`, `max`, `min`,
+//! `alive`, `stop` — plus `subscribe`/`set_listener`, which tell a process when an
+//! instance is decided so that nobody has to poll.
+
+use crate::core::{ProposerConfig, Status};
+use crate::processes;
+use crate::tables::{ACCEPTOR, LEARNER, PAXOS_SUP, PROPOSER, Tables};
+use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
+use runtime::{ExitReason, Message, Node, NodeName, Pid, Process};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// What Paxos can agree on: a value that can be sent, cloned, compared and shared.
+pub trait PaxosValue: crate::core::Value + Message + Sync {}
+impl<T: crate::core::Value + Message + Sync> PaxosValue for T {}
+
+/// Sent to a subscriber (and the listener) when an instance is decided on this node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Decided<V> {
+    pub seq: u64,
+    pub value: V,
+}
+
+/// API -> proposer: propose `value` for `seq`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct StartInstance<V> {
+    pub(crate) seq: u64,
+    pub(crate) value: V,
+}
+
+/// Errors starting Paxos on a node.
+#[derive(Debug, thiserror::Error)]
+pub enum PaxosError {
+    #[error("node {0} is not in the peer list")]
+    NotAPeer(String),
+    #[error("the Paxos supervisor did not start: {0}")]
+    Supervisor(String),
+}
+
+/// Timing of a node's Paxos.
+#[derive(Clone, Copy, Debug)]
+pub struct PaxosOptions {
+    /// How long an attempt waits for missing answers before it is retried with a higher
+    /// ballot.
+    pub answer_timeout: Duration,
+    /// How long before the current request goes again to the acceptors that are silent.
+    pub resend: Duration,
+    /// How often the learner looks for instances it missed and asks the other peers.
+    pub catch_up: Duration,
+}
+
+impl Default for PaxosOptions {
+    fn default() -> Self {
+        PaxosOptions {
+            answer_timeout: Duration::from_millis(500),
+            resend: Duration::from_millis(50),
+            catch_up: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Figures for tests and status: protocol requests received by this peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCount {
+    pub prepare: u64,
+    pub accept: u64,
+    pub decided: u64,
+}
+
+impl RequestCount {
+    pub fn total(&self) -> u64 {
+        self.prepare + self.accept + self.decided
+    }
+}
+
+/// A node's Paxos peer. Cheap to clone; every call reads or changes local state only,
+/// except `start`, which hands the value to the local proposer.
+pub struct Paxos<V> {
+    tables: Arc<Tables<V>>,
+    sup: Pid,
+}
+
+impl<V> Clone for Paxos<V> {
+    fn clone(&self) -> Self {
+        Paxos {
+            tables: self.tables.clone(),
+            sup: self.sup.clone(),
+        }
+    }
+}
+
+fn child<V: PaxosValue, F, Fut>(id: &'static str, tables: &Arc<Tables<V>>, body: F) -> ChildSpec
+where
+    F: Fn(Process, Arc<Tables<V>>) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tables = tables.clone();
+    ChildSpec::new(id, move |sup| {
+        let t = tables.clone();
+        let pid = sup.spawn_link(move |p| body(p, t));
+        sup.node()
+            .register(id, &pid)
+            .map_err(|e| ExitReason::custom(e.to_string()))?;
+        Ok(pid)
+    })
+}
+
+/// Starts a Paxos peer on `node`, one of `peers` (the same list, in the same order, on
+/// every peer): the supervisor `paxos_sup` with the acceptor, learner and proposer.
+pub async fn start<V: PaxosValue>(
+    node: &Node,
+    peers: Vec<NodeName>,
+) -> Result<Paxos<V>, PaxosError> {
+    start_with(node, peers, PaxosOptions::default()).await
+}
+
+/// [`start`] with explicit timing.
+pub async fn start_with<V: PaxosValue>(
+    node: &Node,
+    peers: Vec<NodeName>,
+    opts: PaxosOptions,
+) -> Result<Paxos<V>, PaxosError> {
+    let me = peers
+        .iter()
+        .position(|p| p == node.name())
+        .ok_or_else(|| PaxosError::NotAPeer(node.name().to_string()))?;
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let config = ProposerConfig {
+        answer_timeout_ms: millis(opts.answer_timeout),
+        resend_ms: millis(opts.resend),
+    };
+    let tables = Arc::new(Tables::new(node.clone(), peers, me, config));
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(10))
+        .child(child(ACCEPTOR, &tables, processes::acceptor::<V>))
+        .child(child(LEARNER, &tables, move |p, t| {
+            processes::learner::<V>(p, t, opts.catch_up)
+        }))
+        .child(child(PROPOSER, &tables, processes::proposer::<V>));
+    let sup = supervisor::start(node, spec, Some(PAXOS_SUP))
+        .await
+        .map_err(|e| PaxosError::Supervisor(e.to_string()))?;
+    Ok(Paxos { tables, sup })
+}
+
+impl<V: PaxosValue> Paxos<V> {
+    /// Proposes `value` for instance `seq` and returns at once. An instance already
+    /// forgotten (below `min`) is ignored, as in the original.
+    pub fn start(&self, seq: u64, value: V) {
+        if seq == 0 || seq < self.min() || self.tables.is_stopped() {
+            return;
+        }
+        self.tables.learner.write().note_seq(seq);
+        self.tables
+            .node
+            .send(None, PROPOSER, StartInstance { seq, value });
+    }
+
+    /// What this peer knows of `seq`, from local state only.
+    pub fn status(&self, seq: u64) -> Status<V> {
+        self.tables.learner.read().status(seq)
+    }
+
+    /// The application no longer needs instances `<= seq`.
+    pub fn done(&self, seq: u64) {
+        let floor = {
+            let mut l = self.tables.learner.write();
+            l.done(seq);
+            l.forget_to_min()
+        };
+        if let Some(floor) = floor {
+            self.tables.acceptor.lock().forget_below(floor);
+            self.tables.proposer.lock().forget_below(floor);
+        }
+    }
+
+    /// The highest instance seen by this peer (0 if none).
+    pub fn max(&self) -> u64 {
+        self.tables.learner.read().max()
+    }
+
+    /// One more than the lowest `done` over all peers; instances below it are forgotten.
+    pub fn min(&self) -> u64 {
+        self.tables.learner.read().min()
+    }
+
+    /// Whether this peer is running.
+    pub fn alive(&self) -> bool {
+        !self.tables.is_stopped()
+    }
+
+    /// Stops this peer: its processes end and it answers `alive() == false`.
+    pub fn stop(&self) {
+        self.tables.stopped.store(true, Ordering::SeqCst);
+        self.tables.node.exit(None, &self.sup, ExitReason::Shutdown);
+    }
+
+    /// Instances this peer holds in memory (learner, acceptor and proposer together count
+    /// once per instance in the largest of them).
+    pub fn held(&self) -> usize {
+        let l = self.tables.learner.read().held();
+        let a = self.tables.acceptor.lock().held();
+        let p = self.tables.proposer.lock().held();
+        l.max(a).max(p)
+    }
+
+    /// `pid` receives a [`Decided`] for `seq` when it is decided here (at once if it is).
+    pub fn subscribe(&self, seq: u64, pid: &Pid) {
+        self.tables.subscribe(seq, pid);
+    }
+
+    /// `pid` receives a [`Decided`] for every instance decided here from now on.
+    pub fn set_listener(&self, pid: Option<Pid>) {
+        self.tables.set_listener(pid);
+    }
+
+    /// Protocol requests (prepare, accept, decided) this peer has received.
+    pub fn requests_received(&self) -> RequestCount {
+        let c = &self.tables.counts;
+        RequestCount {
+            prepare: c.prepare.load(Ordering::Relaxed),
+            accept: c.accept.load(Ordering::Relaxed),
+            decided: c.decided.load(Ordering::Relaxed),
+        }
+    }
+
+    /// This peer's index in the peer list.
+    pub fn me(&self) -> usize {
+        self.tables.me
+    }
+
+    /// The node this peer runs on.
+    pub fn node(&self) -> &Node {
+        &self.tables.node
+    }
+
+    /// The Paxos supervisor's pid.
+    pub fn supervisor(&self) -> &Pid {
+        &self.sup
+    }
+}

@@ -1,0 +1,197 @@
+//! The protocol's messages, and where the machines ask for them to be sent.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ballot, PeerId, Seq};
+
+/// Which of a peer's three machines a message is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Receives `Prepare` and `Accept`.
+    Acceptor,
+    /// Receives `Promise`, `Accepted`, `Reject`, and `Decided` from an acceptor that knew it.
+    Proposer,
+    /// Receives `Decided`.
+    Learner,
+}
+
+/// Where an [`Outgoing`] message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// One peer's machine.
+    Peer(PeerId, Role),
+    /// That machine on every peer, the sender's own included.
+    AllPeers(Role),
+}
+
+impl Target {
+    /// The machine the message is for.
+    pub fn role(&self) -> Role {
+        match self {
+            Target::Peer(_, role) | Target::AllPeers(role) => *role,
+        }
+    }
+}
+
+/// What a message says. Every body names its instance; replies name the ballot they answer
+/// so a proposer can tell a stale reply from a current one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Body<V> {
+    /// Proposer → acceptor, phase 1a: promise to ignore ballots below `ballot`.
+    Prepare { seq: Seq, ballot: Ballot },
+    /// Acceptor → proposer, phase 1b: promised `ballot`; `accepted` is the highest-ballot
+    /// value this acceptor accepted for `seq`, if any.
+    Promise {
+        seq: Seq,
+        ballot: Ballot,
+        accepted: Option<(Ballot, V)>,
+    },
+    /// Proposer → acceptor, phase 2a: accept `value` at `ballot`.
+    Accept { seq: Seq, ballot: Ballot, value: V },
+    /// Acceptor → proposer, phase 2b: accepted the value of `ballot`.
+    Accepted { seq: Seq, ballot: Ballot },
+    /// Acceptor → proposer: refused `ballot` because it promised the higher `promised`.
+    Reject {
+        seq: Seq,
+        ballot: Ballot,
+        promised: Ballot,
+    },
+    /// `value` is chosen for `seq`: proposer → learners, or acceptor → proposer when the
+    /// acceptor already knew the outcome.
+    Decided { seq: Seq, value: V },
+    /// Learner → every acceptor: a peer that missed the decision of `seq` asks for it; an
+    /// acceptor whose peer knows it answers `Decided` to the asking learner, the others
+    /// stay silent. This is how a peer that was deaf, cut off or late catches up without
+    /// its application starting the instance again.
+    Query { seq: Seq },
+}
+
+impl<V> Body<V> {
+    /// The instance the message is about.
+    pub fn seq(&self) -> Seq {
+        match self {
+            Body::Prepare { seq, .. }
+            | Body::Promise { seq, .. }
+            | Body::Accept { seq, .. }
+            | Body::Accepted { seq, .. }
+            | Body::Reject { seq, .. }
+            | Body::Decided { seq, .. }
+            | Body::Query { seq } => *seq,
+        }
+    }
+
+    /// A short name for logs and message counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Prepare { .. } => "prepare",
+            Body::Promise { .. } => "promise",
+            Body::Accept { .. } => "accept",
+            Body::Accepted { .. } => "accepted",
+            Body::Reject { .. } => "reject",
+            Body::Decided { .. } => "decided",
+            Body::Query { .. } => "query",
+        }
+    }
+}
+
+/// A message as it crosses the network: the body, who sent it, and the sender's `done`
+/// watermark (the highest instance its application called done on, 0 if never), so that
+/// forgetting rides on protocol traffic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message<V> {
+    /// The sending peer.
+    pub from: PeerId,
+    /// The sender's `done` watermark.
+    pub done: Seq,
+    /// What it says.
+    pub body: Body<V>,
+}
+
+/// A message a machine wants sent. The driver stamps it with its own peer id and `done`
+/// watermark ([`Outgoing::stamp`]) and delivers it to `to`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outgoing<V> {
+    /// Where it goes.
+    pub to: Target,
+    /// What it says.
+    pub body: Body<V>,
+}
+
+impl<V> Outgoing<V> {
+    /// A body for `to`.
+    pub fn new(to: Target, body: Body<V>) -> Self {
+        Outgoing { to, body }
+    }
+
+    /// The network message, sent by peer `from` whose watermark is `done`.
+    pub fn stamp(self, from: PeerId, done: Seq) -> (Target, Message<V>) {
+        (
+            self.to,
+            Message {
+                from,
+                done,
+                body: self.body,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_body_names_its_seq_and_kind() {
+        let ballot = Ballot::new(1, 0);
+        let bodies: Vec<Body<String>> = vec![
+            Body::Prepare { seq: 1, ballot },
+            Body::Promise {
+                seq: 2,
+                ballot,
+                accepted: None,
+            },
+            Body::Accept {
+                seq: 3,
+                ballot,
+                value: "v".into(),
+            },
+            Body::Accepted { seq: 4, ballot },
+            Body::Reject {
+                seq: 5,
+                ballot,
+                promised: Ballot::new(2, 1),
+            },
+            Body::Decided {
+                seq: 6,
+                value: "v".into(),
+            },
+        ];
+        let seqs: Vec<Seq> = bodies.iter().map(Body::seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+        let kinds: Vec<&str> = bodies.iter().map(Body::kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "prepare", "promise", "accept", "accepted", "reject", "decided"
+            ]
+        );
+    }
+
+    #[test]
+    fn stamp_carries_sender_and_watermark() {
+        let out = Outgoing::new(
+            Target::AllPeers(Role::Learner),
+            Body::Decided {
+                seq: 9,
+                value: 42u32,
+            },
+        );
+        let (to, msg) = out.stamp(2, 7);
+        assert_eq!(to, Target::AllPeers(Role::Learner));
+        assert_eq!(to.role(), Role::Learner);
+        assert_eq!(msg.from, 2);
+        assert_eq!(msg.done, 7);
+        assert_eq!(msg.body.seq(), 9);
+        assert_eq!(Target::Peer(1, Role::Acceptor).role(), Role::Acceptor);
+    }
+}

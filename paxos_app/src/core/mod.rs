@@ -1,0 +1,97 @@
+//! The pure Paxos protocol core: three state machines, messages in, messages out.
+//!
+//! Nothing here does I/O, reads a clock, spawns a thread or draws a random number. A
+//! driver (the process layer, or a test's simulated network) delivers each incoming
+//! [`Message`] to the right machine, sends the [`Outgoing`] messages the machine returns,
+//! and supplies the time and any randomised retry delay. This is the style of
+//! tikv/raft-rs: the protocol is easy to test because the driver owns every effect.
+//!
+//! # Instances, peers and ballots
+//! Every instance ([`Seq`], 1-based) is an independent run of single-decree Paxos. Peers
+//! are numbered `0..peers` ([`PeerId`]); every peer runs one [`Proposer`], one acceptor
+//! (an [`AcceptorState`]) and one [`LearnerState`]. A [`Ballot`] is `(round, peer)`,
+//! ordered by round then peer, so two proposers never share one; [`Ballot::ZERO`] is below
+//! every real ballot.
+//!
+//! # The messages
+//! | body | from → to | meaning |
+//! |---|---|---|
+//! | `Prepare{seq, ballot}` | proposer → every acceptor | phase 1a: promise to ignore ballots below `ballot` |
+//! | `Promise{seq, ballot, accepted}` | acceptor → proposer | phase 1b: promised; `accepted` is the highest `(ballot, value)` it accepted, if any |
+//! | `Accept{seq, ballot, value}` | proposer → every acceptor | phase 2a: accept `value` at `ballot` |
+//! | `Accepted{seq, ballot}` | acceptor → proposer | phase 2b: accepted |
+//! | `Reject{seq, ballot, promised}` | acceptor → proposer | refused: it promised the higher `promised`, so the proposer can jump its round |
+//! | `Decided{seq, value}` | proposer → every learner; acceptor → proposer | the value is chosen |
+//!
+//! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`] and the
+//! sender's `done` watermark (the highest instance its application called done on, 0 if
+//! never). The machines return [`Outgoing`] bodies addressed to a [`Target`] (one peer's
+//! acceptor / proposer / learner, or that role on every peer, the sender included); the
+//! driver stamps them with its peer id and its learner's [`LearnerState::local_done`].
+//!
+//! An acceptor that already knows the decision (the driver passes it the learner's value)
+//! answers a `Prepare` or `Accept` with `Decided` instead; the proposer stops and hands the
+//! value to its own learner. That is how a peer that missed instances catches up: its
+//! application starts them again and is told the outcome at once.
+//!
+//! Uncontended agreement costs one `Prepare`, one `Accept` and one `Decided` per peer.
+//! A proposer gives an attempt up when an acceptor rejects it, or when answers are still
+//! missing after [`ProposerConfig::answer_timeout_ms`]; it then retries with a higher
+//! ballot after a backoff the driver chooses (jitter included) in [`Proposer::tick`].
+//! Duplicated, reordered and stale messages are harmless: every reply names the ballot it
+//! answers and votes are counted once per peer.
+//!
+//! # Where state lives
+//! - [`AcceptorState`] is the only state Paxos safety depends on: what each acceptor
+//!   promised and accepted. It is a plain struct the driver keeps OUTSIDE the acceptor
+//!   process (e.g. in an `Arc<Mutex<AcceptorState<V>>>`), so an acceptor restarted by its
+//!   supervisor remembers its promises; an acceptor with amnesia breaks agreement.
+//! - [`LearnerState`] holds the decided values, `max`, and every peer's `done` watermark.
+//!   It is a plain struct too, meant to sit in an `Arc<RwLock<..>>` so that `status`,
+//!   `max` and `min` are answered from local state by any thread.
+//! - [`Proposer`] holds the attempts in progress. Losing it is safe only if its ballots are
+//!   never reused: a restarted proposer must not propose a different value under a ballot
+//!   it already sent, so keep it outside the process as well (or restart it from a round
+//!   above any it used).
+//!
+//! # Forgetting
+//! The application calls [`LearnerState::done`]`(seq)` when it no longer needs instances
+//! `<= seq`. That watermark rides on every message the peer sends, and every peer's
+//! learner records the highest one seen per peer ([`LearnerState::observe`]).
+//! [`LearnerState::min`] is one more than the lowest watermark over ALL peers (a peer
+//! never heard from holds it at 1). Instances below `min` are no longer needed by anyone:
+//! [`LearnerState::forget_to_min`] drops them from the learner and returns the new floor,
+//! which the driver passes to [`AcceptorState::forget_below`] and
+//! [`Proposer::forget_below`]. From then on every machine ignores messages below the floor
+//! and `status` reports [`Status::Forgotten`].
+
+mod acceptor;
+mod ballot;
+mod learner;
+mod messages;
+mod proposer;
+mod quorum;
+
+pub use acceptor::AcceptorState;
+pub use ballot::Ballot;
+pub use learner::{LearnerState, Status};
+pub use messages::{Body, Message, Outgoing, Role, Target};
+pub use proposer::{Proposer, ProposerConfig};
+pub use quorum::majority;
+
+use std::fmt::Debug;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A peer's index in the cluster's peer list, 0-based.
+pub type PeerId = usize;
+
+/// An instance number, 1-based; 0 means "none".
+pub type Seq = u64;
+
+/// What a Paxos instance can agree on: any value that can be cloned, compared, printed and
+/// sent over the network.
+pub trait Value: Clone + PartialEq + Debug + Serialize + DeserializeOwned {}
+
+impl<T: Clone + PartialEq + Debug + Serialize + DeserializeOwned> Value for T {}

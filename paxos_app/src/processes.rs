@@ -1,0 +1,130 @@
+//! The three Paxos processes of a node — acceptor, proposer, learner — as thin loops
+//! around the pure machines of [`crate::core`]: each takes a message, runs its machine
+//! (whose state sits in the node's [`Tables`]) and sends what the machine returns.
+
+use crate::core::Message as PaxosMessage;
+use crate::core::{Body, Outgoing, Role, Seq, Target};
+use crate::tables::Tables;
+use crate::{PaxosValue, StartInstance};
+use rand::Rng;
+use runtime::Process;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The retry backoff: 10 ms doubled per failure up to 640 ms, plus up to as much again of
+/// random jitter so that duelling proposers fall out of step.
+fn backoff_ms(failures: u32) -> u64 {
+    let base = 10u64 << failures.saturating_sub(1).min(6);
+    base + rand::rng().random_range(0..=base)
+}
+
+/// The acceptor: answers `Prepare` and `Accept`.
+pub(crate) async fn acceptor<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
+    loop {
+        let env = p.recv().await;
+        let Ok(msg) = env.downcast::<PaxosMessage<V>>() else {
+            log::debug!("paxos_acceptor: unexpected message");
+            continue;
+        };
+        t.count(&msg.body);
+        t.observe(&msg);
+        let seq = msg.body.seq();
+        let known = t.learner.read().decided(seq).cloned();
+        let reply = t.acceptor.lock().handle(&msg, known.as_ref());
+        if let Some(reply) = reply {
+            t.send_all(p.pid(), vec![reply]);
+        }
+    }
+}
+
+/// How many holes the learner asks about at a time.
+const QUERY_BATCH: usize = 64;
+
+/// The learner: takes `Decided` messages. Every `catch_up` interval it also looks for
+/// holes — instances it knows exist but has not learned — and asks the other peers'
+/// acceptors about those that were already missing at the previous look, so a peer that
+/// was deaf, cut off or late learns what was decided without waiting for a new start.
+pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, catch_up: Duration) {
+    let mut next_look = Instant::now() + catch_up;
+    let mut missing_before: Vec<Seq> = Vec::new();
+    loop {
+        let wait = next_look.saturating_duration_since(Instant::now());
+        if let Some(env) = p.recv_timeout(wait).await {
+            match env.downcast::<PaxosMessage<V>>() {
+                Ok(msg) => {
+                    t.count(&msg.body);
+                    t.observe(&msg);
+                }
+                Err(_) => log::debug!("paxos_learner: unexpected message"),
+            }
+            if Instant::now() < next_look {
+                continue;
+            }
+        }
+        next_look = Instant::now() + catch_up;
+        let missing = t.learner.read().undecided(QUERY_BATCH);
+        let ask: Vec<Outgoing<V>> = missing
+            .iter()
+            .filter(|seq| missing_before.contains(seq))
+            .flat_map(|&seq| {
+                (0..t.peers.len())
+                    .filter(|&peer| peer != t.me)
+                    .map(move |peer| {
+                        Outgoing::new(Target::Peer(peer, Role::Acceptor), Body::Query { seq })
+                    })
+            })
+            .collect();
+        t.send_all(p.pid(), ask);
+        missing_before = missing;
+    }
+}
+
+/// The proposer: starts instances the application asks for, drives them with the
+/// acceptors' replies, retries failed attempts when their backoff has passed.
+pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
+    loop {
+        let wait = t
+            .proposer
+            .lock()
+            .next_deadline_ms()
+            .map(|d| Duration::from_millis(d.saturating_sub(t.now_ms())))
+            .unwrap_or(Duration::from_secs(3600));
+        let out = match p.recv_timeout(wait).await {
+            None => {
+                let now = t.now_ms();
+                t.proposer
+                    .lock()
+                    .tick(now, |_, failures| backoff_ms(failures))
+            }
+            Some(env) => match env.downcast::<StartInstance<V>>() {
+                Ok(StartInstance { seq, value }) => {
+                    let known = t.learner.read().decided(seq).cloned();
+                    match known {
+                        Some(value) => {
+                            // Decided already: nothing to propose; the learner has it.
+                            t.learn(seq, value);
+                            Vec::new()
+                        }
+                        None => {
+                            let now = t.now_ms();
+                            t.proposer.lock().start(seq, value, now)
+                        }
+                    }
+                }
+                Err(env) => match env.downcast::<PaxosMessage<V>>() {
+                    Ok(msg) => {
+                        // A `Decided` from an acceptor that knew it is learned here too.
+                        t.observe(&msg);
+                        let now = t.now_ms();
+                        t.proposer.lock().handle(&msg, now)
+                    }
+                    Err(_) => {
+                        log::debug!("paxos_proposer: unexpected message");
+                        Vec::new()
+                    }
+                },
+            },
+        };
+        t.send_all(p.pid(), out);
+    }
+}

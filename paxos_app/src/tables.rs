@@ -1,0 +1,192 @@
+//! The per-node Paxos state that outlives the Paxos processes, as Erlang keeps such state
+//! in ETS tables owned by a longer-lived process: the acceptor's promises and acceptances
+//! (an acceptor with amnesia breaks agreement), the proposer's attempts (its ballots must
+//! never be reused), the learner's decided values, and who waits for which decision.
+//! A process restarted by the Paxos supervisor finds its state here.
+
+use crate::core::{
+    AcceptorState, Body, LearnerState, Message, Outgoing, PeerId, Proposer, ProposerConfig, Role,
+    Seq, Target,
+};
+use crate::{Decided, PaxosValue};
+use parking_lot::{Mutex, RwLock};
+use runtime::{Node, NodeName, Pid};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Registered names of the three Paxos processes and their supervisor.
+pub const ACCEPTOR: &str = "paxos_acceptor";
+pub const PROPOSER: &str = "paxos_proposer";
+pub const LEARNER: &str = "paxos_learner";
+pub const PAXOS_SUP: &str = "paxos_sup";
+
+/// Counts of protocol requests this peer received (replies ride with their request).
+#[derive(Default)]
+pub(crate) struct RequestCounts {
+    pub(crate) prepare: AtomicU64,
+    pub(crate) accept: AtomicU64,
+    pub(crate) decided: AtomicU64,
+}
+
+pub(crate) struct Tables<V> {
+    pub(crate) node: Node,
+    pub(crate) peers: Vec<NodeName>,
+    pub(crate) me: PeerId,
+    pub(crate) acceptor: Mutex<AcceptorState<V>>,
+    pub(crate) proposer: Mutex<Proposer<V>>,
+    pub(crate) learner: RwLock<LearnerState<V>>,
+    /// Processes waiting for one instance's decision.
+    subscribers: Mutex<HashMap<Seq, Vec<Pid>>>,
+    /// A process told of every decision (the DB manager).
+    listener: Mutex<Option<Pid>>,
+    pub(crate) counts: RequestCounts,
+    pub(crate) stopped: AtomicBool,
+    epoch: Instant,
+}
+
+impl<V: PaxosValue> Tables<V> {
+    pub(crate) fn new(
+        node: Node,
+        peers: Vec<NodeName>,
+        me: PeerId,
+        config: ProposerConfig,
+    ) -> Self {
+        let n = peers.len();
+        Tables {
+            node,
+            peers,
+            me,
+            acceptor: Mutex::new(AcceptorState::new()),
+            proposer: Mutex::new(Proposer::new(me, n, config)),
+            learner: RwLock::new(LearnerState::new(me, n)),
+            subscribers: Mutex::new(HashMap::new()),
+            listener: Mutex::new(None),
+            counts: RequestCounts::default(),
+            stopped: AtomicBool::new(false),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since this peer started: the proposer's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Sends the machines' outgoing messages, stamped with this peer's id and `done`.
+    pub(crate) fn send_all(&self, from: &Pid, out: Vec<Outgoing<V>>) {
+        if out.is_empty() {
+            return;
+        }
+        let done = self.learner.read().local_done();
+        for o in out {
+            let (target, msg) = o.stamp(self.me, done);
+            match target {
+                Target::Peer(peer, role) => self.send_to(from, peer, role, msg),
+                Target::AllPeers(role) => {
+                    for peer in 0..self.peers.len() {
+                        self.send_to(from, peer, role, msg.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_to(&self, from: &Pid, peer: PeerId, role: Role, msg: Message<V>) {
+        let Some(node) = self.peers.get(peer) else {
+            log::warn!("paxos: no peer {peer}");
+            return;
+        };
+        let name = match role {
+            Role::Acceptor => ACCEPTOR,
+            Role::Proposer => PROPOSER,
+            Role::Learner => LEARNER,
+        };
+        self.node.send(Some(from), (name, node), msg);
+    }
+
+    /// Takes in any message that reached this peer: records the sender's `done` and the
+    /// instance, learns a `Decided`, tells whoever waits for it, and forgets what every
+    /// peer is done with.
+    pub(crate) fn observe(&self, msg: &Message<V>) {
+        let (newly, floor) = {
+            let mut learner = self.learner.write();
+            let newly = learner.observe(msg);
+            (newly, learner.forget_to_min())
+        };
+        if let Some(seq) = newly {
+            self.announce(seq);
+        }
+        if let Some(floor) = floor {
+            self.forget_below(floor);
+        }
+    }
+
+    /// Records a decision known here (e.g. handed over by the proposer).
+    pub(crate) fn learn(&self, seq: Seq, value: V) {
+        let newly = self.learner.write().learn(seq, value);
+        if newly {
+            self.announce(seq);
+        }
+    }
+
+    fn forget_below(&self, floor: Seq) {
+        let a = self.acceptor.lock().forget_below(floor);
+        let p = self.proposer.lock().forget_below(floor);
+        self.subscribers.lock().retain(|&seq, _| seq >= floor);
+        log::trace!("paxos: forgot below {floor} ({a} acceptor, {p} proposer instances)");
+    }
+
+    /// Sends `Decided` to the processes waiting for `seq` and to the listener.
+    fn announce(&self, seq: Seq) {
+        let Some(value) = self.learner.read().decided(seq).cloned() else {
+            return;
+        };
+        let waiting = self.subscribers.lock().remove(&seq).unwrap_or_default();
+        let listener = self.listener.lock().clone();
+        for pid in waiting.iter().chain(listener.iter()) {
+            self.node.send(
+                None,
+                pid,
+                Decided {
+                    seq,
+                    value: value.clone(),
+                },
+            );
+        }
+    }
+
+    /// `pid` gets a `Decided` for `seq` once it is decided here (at once if it is).
+    pub(crate) fn subscribe(&self, seq: Seq, pid: &Pid) {
+        let mut subs = self.subscribers.lock();
+        // Checked under the subscribers' lock: a decision learned after this check finds
+        // the subscription when it announces.
+        let known = self.learner.read().decided(seq).cloned();
+        match known {
+            Some(value) => {
+                drop(subs);
+                self.node.send(None, pid, Decided { seq, value });
+            }
+            None => subs.entry(seq).or_default().push(pid.clone()),
+        }
+    }
+
+    pub(crate) fn set_listener(&self, pid: Option<Pid>) {
+        *self.listener.lock() = pid;
+    }
+
+    /// Counts a request that reached this peer.
+    pub(crate) fn count(&self, body: &Body<V>) {
+        let c = match body {
+            Body::Prepare { .. } => &self.counts.prepare,
+            Body::Accept { .. } => &self.counts.accept,
+            Body::Decided { .. } => &self.counts.decided,
+            _ => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
