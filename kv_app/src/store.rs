@@ -130,6 +130,14 @@ impl Store {
             .count()
     }
 
+    /// Every key and value, sorted by key (to compare replicas).
+    pub fn entries(&self) -> std::collections::BTreeMap<String, String> {
+        self.data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// A copy of the whole state, to restore a restarted DB manager from.
     pub fn snapshot(&self) -> Store {
         self.clone()

@@ -1,0 +1,359 @@
+//! The client (the original's `cliente`): one process per client node, registered as
+//! `kv_client`, that knows a list of servers. It answers `get servers` with them, and runs
+//! the node's operations one at a time: it sends the request to a server, and when that
+//! server does not answer `Ok`, or the result does not come in time, it tries the next
+//! one with the same reference — so the operation still runs exactly once. After the
+//! answer it asks the server to delete the reference. By default it never gives up (as
+//! the original); a deadline can be set per operation.
+
+use crate::messages::{
+    Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
+};
+use crate::ops::{OpKind, OpRef, Operation};
+use runtime::{Envelope, Node, NodeName, Pid, Process};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Errors of client operations.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientError {
+    #[error("no result within the deadline (the operation may still take effect)")]
+    Timeout,
+    #[error("no client process on node {0}")]
+    NoClient(String),
+    #[error("the client has no servers")]
+    NoServers,
+}
+
+/// How patient the client is.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientTimeouts {
+    /// How long to wait for a server's `Ok` before trying the next one.
+    pub ask: Duration,
+    /// How long to wait for the result once a server said `Ok`; doubled after each full
+    /// round of the servers, up to `longest_result`.
+    pub result: Duration,
+    pub longest_result: Duration,
+}
+
+impl Default for ClientTimeouts {
+    fn default() -> Self {
+        ClientTimeouts {
+            ask: Duration::from_millis(500),
+            result: Duration::from_millis(1500),
+            longest_result: Duration::from_secs(6),
+        }
+    }
+}
+
+/// API -> client process: run this operation (`deadline`: give up after it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Perform {
+    kind: OpKind,
+    key: String,
+    value: String,
+    deadline: Option<Duration>,
+    reply_to: Pid,
+    tag: u64,
+}
+
+/// Client process -> API: the outcome of a `Perform`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Performed {
+    tag: u64,
+    result: Result<String, ClientError>,
+}
+
+/// Stops the client process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StopClient;
+
+/// A handle on a running client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    node: Node,
+    pid: Pid,
+}
+
+/// Starts a client on `node` (registered as `kv_client`) that knows `servers`.
+pub fn start(
+    node: &Node,
+    servers: Vec<NodeName>,
+    timeouts: ClientTimeouts,
+) -> Result<Client, runtime::NodeError> {
+    let id: u64 = rand::random();
+    let pid = node.spawn(move |p| client_loop(p, id, servers, timeouts));
+    node.register(KV_CLIENT, &pid)?;
+    Ok(Client {
+        node: node.clone(),
+        pid,
+    })
+}
+
+/// The client registered on `node`, if any.
+pub fn on(node: &Node) -> Result<Client, ClientError> {
+    node.whereis(KV_CLIENT)
+        .map(|pid| Client {
+            node: node.clone(),
+            pid,
+        })
+        .ok_or_else(|| ClientError::NoClient(node.name().to_string()))
+}
+
+impl Client {
+    pub fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// Stops the client process.
+    pub fn stop(&self) {
+        self.node.send(None, &self.pid, StopClient);
+    }
+
+    /// `{get servidores, From}`: the servers the client knows.
+    pub async fn servers(&self) -> Result<Vec<NodeName>, ClientError> {
+        let mut me = self.node.attach();
+        me.send(
+            &self.pid,
+            GetServers {
+                from: me.pid().clone(),
+            },
+        );
+        let mref = me.monitor(&self.pid);
+        let got = me
+            .receive(None, |env| {
+                let env = match env.downcast::<ClientServers>() {
+                    Ok(s) => return Ok(Some(s.0)),
+                    Err(env) => env,
+                };
+                match env.downcast::<runtime::Down>() {
+                    Ok(d) if d.mref == mref => Ok(None),
+                    Ok(d) => Err(Envelope::local(None, d)),
+                    Err(env) => Err(env),
+                }
+            })
+            .await
+            .flatten();
+        got.ok_or_else(|| ClientError::NoClient(self.node.name().to_string()))
+    }
+
+    async fn perform(
+        &self,
+        kind: OpKind,
+        key: &str,
+        value: &str,
+        deadline: Option<Duration>,
+    ) -> Result<String, ClientError> {
+        let mut me = self.node.attach();
+        let tag: u64 = rand::random();
+        let mref = me.monitor(&self.pid);
+        me.send(
+            &self.pid,
+            Perform {
+                kind,
+                key: key.to_string(),
+                value: value.to_string(),
+                deadline,
+                reply_to: me.pid().clone(),
+                tag,
+            },
+        );
+        me.receive(None, |env| {
+            let env = match env.downcast::<Performed>() {
+                Ok(r) if r.tag == tag => return Ok(r.result),
+                Ok(r) => return Err(Envelope::local(None, r)),
+                Err(env) => env,
+            };
+            match env.downcast::<runtime::Down>() {
+                Ok(d) if d.mref == mref => {
+                    Ok(Err(ClientError::NoClient(self.node.name().to_string())))
+                }
+                Ok(d) => Err(Envelope::local(None, d)),
+                Err(env) => Err(env),
+            }
+        })
+        .await
+        .unwrap_or(Err(ClientError::Timeout))
+    }
+
+    /// `Lee`: the value of `key` (`""` when never written).
+    pub async fn read(&self, key: &str) -> Result<String, ClientError> {
+        self.perform(OpKind::Read, key, "", None).await
+    }
+
+    /// `Escribe`: stores `value` under `key`; returns the value.
+    pub async fn write(&self, key: &str, value: &str) -> Result<String, ClientError> {
+        self.perform(OpKind::Write, key, value, None).await
+    }
+
+    /// `Escribe_hash`: stores `phash2(previous ++ value)`; returns the previous value.
+    pub async fn write_hash(&self, key: &str, value: &str) -> Result<String, ClientError> {
+        self.perform(OpKind::WriteHash, key, value, None).await
+    }
+
+    /// Any operation, with an optional deadline after which it answers `Timeout`.
+    pub async fn run(
+        &self,
+        kind: OpKind,
+        key: &str,
+        value: &str,
+        deadline: Option<Duration>,
+    ) -> Result<String, ClientError> {
+        self.perform(kind, key, value, deadline).await
+    }
+}
+
+/// The client process: answers `get servers`, runs operations one at a time.
+async fn client_loop(mut p: Process, id: u64, servers: Vec<NodeName>, timeouts: ClientTimeouts) {
+    let mut seq = 0u64;
+    // Start each client at a different server so that load spreads.
+    let mut next_server = (id as usize) % servers.len().max(1);
+    loop {
+        let env = p.recv().await;
+        let env = match env.downcast::<GetServers>() {
+            Ok(g) => {
+                p.send(&g.from, ClientServers(servers.clone()));
+                continue;
+            }
+            Err(env) => env,
+        };
+        let env = match env.downcast::<Perform>() {
+            Ok(job) => {
+                seq += 1;
+                let reference = OpRef { client: id, seq };
+                let op = Operation {
+                    kind: job.kind,
+                    key: job.key,
+                    value: job.value,
+                    reference,
+                };
+                let result = if servers.is_empty() {
+                    Err(ClientError::NoServers)
+                } else {
+                    run_operation(
+                        &mut p,
+                        &servers,
+                        &mut next_server,
+                        op,
+                        job.deadline,
+                        timeouts,
+                    )
+                    .await
+                };
+                p.send(
+                    &job.reply_to,
+                    Performed {
+                        tag: job.tag,
+                        result,
+                    },
+                );
+                continue;
+            }
+            Err(env) => env,
+        };
+        if env.is::<StopClient>() {
+            return;
+        }
+        // Late answers of earlier operations are dropped here.
+    }
+}
+
+/// What the client waits for while an operation is in flight.
+enum Event {
+    Taken(NodeName),
+    Refused,
+    Result(String),
+}
+
+/// Sends the operation to one server after another until a result comes back.
+async fn run_operation(
+    p: &mut Process,
+    servers: &[NodeName],
+    next_server: &mut usize,
+    op: Operation,
+    deadline: Option<Duration>,
+    timeouts: ClientTimeouts,
+) -> Result<String, ClientError> {
+    let reference = op.reference;
+    let give_up = deadline.map(|d| Instant::now() + d);
+    let mut result_wait = timeouts.result;
+    let mut tried = 0usize;
+    loop {
+        let server = servers[*next_server % servers.len()].clone();
+        *next_server = (*next_server + 1) % servers.len();
+        p.send(
+            (KV_SERVER, &server),
+            Request {
+                op: op.clone(),
+                client: p.pid().clone(),
+            },
+        );
+        // First the server's Ok, then the result; an early result is welcome too.
+        let mut until = Instant::now() + timeouts.ask;
+        let mut taken_by: Option<NodeName> = None;
+        loop {
+            let mut limit = until;
+            if let Some(g) = give_up {
+                limit = limit.min(g);
+            }
+            let wait = limit.saturating_duration_since(Instant::now());
+            let event = p
+                .receive(Some(wait), |env| classify(env, reference, &server))
+                .await
+                .flatten();
+            match event {
+                Some(Event::Result(value)) => {
+                    let to = taken_by.unwrap_or(server);
+                    p.send(
+                        (KV_SERVER, &to),
+                        DeleteRef {
+                            reference,
+                            client: p.pid().clone(),
+                        },
+                    );
+                    return Ok(value);
+                }
+                Some(Event::Taken(by)) if taken_by.is_none() => {
+                    taken_by = Some(by);
+                    until = Instant::now() + result_wait;
+                }
+                Some(Event::Taken(_)) => {}
+                Some(Event::Refused) => break,
+                None => {
+                    if give_up.is_some_and(|g| Instant::now() >= g) {
+                        return Err(ClientError::Timeout);
+                    }
+                    if Instant::now() >= until {
+                        break;
+                    }
+                }
+            }
+        }
+        tried += 1;
+        if tried.is_multiple_of(servers.len()) {
+            result_wait = (result_wait * 2).min(timeouts.longest_result);
+        }
+    }
+}
+
+/// Sorts an incoming message: answers for this operation become events (`Some`), stale
+/// answers of earlier operations are consumed and ignored (`None`), anything else stays.
+fn classify(env: Envelope, reference: OpRef, server: &NodeName) -> Result<Option<Event>, Envelope> {
+    let sender_node = env.from().map(|p| p.node().clone());
+    let env = match env.downcast::<Answer>() {
+        Ok(a) if a.reference() == reference => {
+            return Ok(Some(Event::Result(a.value().to_string())));
+        }
+        Ok(_) => return Ok(None),
+        Err(env) => env,
+    };
+    match env.downcast::<RequestAnswer>() {
+        Ok(RequestAnswer::Ok(r)) if r == reference => Ok(Some(Event::Taken(
+            sender_node.unwrap_or_else(|| server.clone()),
+        ))),
+        Ok(RequestAnswer::Down(r)) if r == reference => Ok(Some(Event::Refused)),
+        Ok(_) => Ok(None),
+        Err(env) => Err(env),
+    }
+}

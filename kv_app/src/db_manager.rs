@@ -1,0 +1,159 @@
+//! The DB manager (the original's `BD manager`, registered as `db_manager`): applies the
+//! decided log to the data in instance order (dropping duplicate operations by their
+//! reference), calls Paxos `done` so the log is forgotten, answers operation managers
+//! waiting for the data to reach their instance, and fills holes: an instance seen but
+//! not decided here for a while is proposed again with an empty batch, which either
+//! learns the value decided elsewhere or decides nothing-to-do, so the log never stalls.
+//!
+//! Its state (the [`Store`]) lives outside the process, in the kv application's
+//! [`SharedStore`], so a DB manager restarted by its supervisor carries on where it was.
+
+use crate::messages::{UpdateDb, Updated};
+use crate::store::Store;
+use crate::{Batch, Log};
+use parking_lot::Mutex;
+use paxos_app::{Decided, Status};
+use runtime::Process;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The store, shared between the DB manager and whoever reads its figures.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+/// How often the DB manager looks for holes, and how long a hole may stay before it
+/// proposes an empty batch to fill it.
+#[derive(Clone, Copy, Debug)]
+pub struct HoleFilling {
+    pub tick: Duration,
+    pub patience: Duration,
+}
+
+impl Default for HoleFilling {
+    fn default() -> Self {
+        HoleFilling {
+            tick: Duration::from_millis(50),
+            patience: Duration::from_millis(200),
+        }
+    }
+}
+
+struct DbManager {
+    log: Log,
+    store: SharedStore,
+    /// Operation managers waiting for the data to reach an instance.
+    waiting: BTreeMap<u64, Vec<UpdateDb>>,
+    /// The next instance to apply, and since when it has been waited for.
+    stalled_since: Option<(u64, Instant)>,
+    holes: HoleFilling,
+}
+
+impl DbManager {
+    /// Applies every instance decided here, in order; answers who can be answered.
+    fn apply_ready(&mut self, p: &Process) {
+        let mut applied_any = false;
+        {
+            let mut store = self.store.lock();
+            loop {
+                let next = store.applied_through() + 1;
+                let Status::Decided(batch) = self.log.status(next) else {
+                    break;
+                };
+                if let Err(e) = store.apply(next, &batch) {
+                    log::error!("db_manager: {e}");
+                    break;
+                }
+                applied_any = true;
+            }
+        }
+        let applied = self.store.lock().applied_through();
+        if applied_any {
+            self.log.done(applied);
+            self.stalled_since = None;
+        }
+        let later = self.waiting.split_off(&(applied + 1));
+        let ready = std::mem::replace(&mut self.waiting, later);
+        for (_, requests) in ready {
+            for r in requests {
+                self.answer(p, r);
+            }
+        }
+    }
+
+    fn answer(&self, p: &Process, r: UpdateDb) {
+        let result = self
+            .store
+            .lock()
+            .held_result(r.reference)
+            .map(str::to_string);
+        p.send(
+            &r.manager,
+            Updated {
+                reference: r.reference,
+                result,
+            },
+        );
+    }
+
+    /// Proposes an empty batch at the next instance when it has been missing too long.
+    fn fill_holes(&mut self) {
+        let next = self.store.lock().applied_through() + 1;
+        let wanted = self.log.max() >= next || !self.waiting.is_empty();
+        if !wanted {
+            self.stalled_since = None;
+            return;
+        }
+        match self.stalled_since {
+            Some((seq, since)) if seq == next => {
+                if since.elapsed() >= self.holes.patience {
+                    log::debug!("db_manager: instance {next} missing; proposing an empty batch");
+                    self.log.start(next, Batch::new());
+                    self.stalled_since = Some((next, Instant::now()));
+                }
+            }
+            _ => self.stalled_since = Some((next, Instant::now())),
+        }
+    }
+}
+
+/// The DB manager's loop.
+pub(crate) async fn run(mut p: Process, log: Log, store: SharedStore, holes: HoleFilling) {
+    log.set_listener(Some(p.pid().clone()));
+    let mut db = DbManager {
+        log,
+        store,
+        waiting: BTreeMap::new(),
+        stalled_since: None,
+        holes,
+    };
+    db.apply_ready(&p);
+    let mut next_tick = Instant::now() + holes.tick;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        if let Some(env) = p.recv_timeout(wait).await {
+            let env = match env.downcast::<Decided<Batch>>() {
+                Ok(_) => {
+                    db.apply_ready(&p);
+                    continue;
+                }
+                Err(env) => env,
+            };
+            match env.downcast::<UpdateDb>() {
+                Ok(r) => {
+                    if db.store.lock().applied_through() >= r.instance {
+                        db.answer(&p, r);
+                    } else {
+                        db.waiting.entry(r.instance).or_default().push(r);
+                        db.apply_ready(&p);
+                    }
+                }
+                Err(env) => log::debug!("db_manager: unexpected message {env:?}"),
+            }
+        }
+        if Instant::now() >= next_tick {
+            db.apply_ready(&p);
+            db.fill_holes();
+            next_tick = Instant::now() + holes.tick;
+        }
+    }
+}
