@@ -56,8 +56,8 @@ impl Default for PaxosOptions {
     fn default() -> Self {
         PaxosOptions {
             answer_timeout: Duration::from_millis(500),
-            resend: Duration::from_millis(50),
-            catch_up: Duration::from_millis(100),
+            resend: Duration::from_millis(30),
+            catch_up: Duration::from_millis(30),
         }
     }
 }

@@ -38,7 +38,7 @@ pub(crate) async fn acceptor<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
 }
 
 /// How many holes the learner asks about at a time.
-const QUERY_BATCH: usize = 64;
+const QUERY_BATCH: usize = 256;
 
 /// The learner: takes `Decided` messages. Every `catch_up` interval it also looks for
 /// holes — instances it knows exist but has not learned — and asks the other peers'

@@ -78,9 +78,12 @@ impl<V: PaxosValue> Tables<V> {
         if out.is_empty() {
             return;
         }
-        let done = self.learner.read().local_done();
+        let (done, max) = {
+            let l = self.learner.read();
+            (l.local_done(), l.max())
+        };
         for o in out {
-            let (target, msg) = o.stamp(self.me, done);
+            let (target, msg) = o.stamp(self.me, done, max);
             match target {
                 Target::Peer(peer, role) => self.send_to(from, peer, role, msg),
                 Target::AllPeers(role) => {

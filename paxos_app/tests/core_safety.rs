@@ -133,7 +133,7 @@ impl Sim {
     fn send(&mut self, from: PeerId, out: Vec<Outgoing<Value>>) {
         let done = self.peers[from].learner.local_done();
         for outgoing in out {
-            let (target, msg) = outgoing.stamp(from, done);
+            let (target, msg) = outgoing.stamp(from, done, 0);
             match target {
                 Target::Peer(to, role) => self.post(to, role, msg),
                 Target::AllPeers(role) => {

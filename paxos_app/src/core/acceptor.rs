@@ -171,6 +171,7 @@ mod tests {
         Message {
             from,
             done: 0,
+            max: 0,
             body,
         }
     }
@@ -189,6 +190,7 @@ mod tests {
         let query = Message {
             from: 2,
             done: 0,
+            max: 0,
             body: Body::Query { seq: 4 },
         };
         assert_eq!(a.handle(&query, None), None);

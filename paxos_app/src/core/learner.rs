@@ -53,7 +53,7 @@ impl<V: Value> LearnerState<V> {
     pub fn observe(&mut self, msg: &Message<V>) -> Option<Seq> {
         self.note_done(msg.from, msg.done);
         let seq = msg.body.seq();
-        self.note_seq(seq);
+        self.note_seq(seq.max(msg.max));
         match &msg.body {
             Body::Decided { value, .. } if self.learn(seq, value.clone()) => Some(seq),
             _ => None,
@@ -210,8 +210,18 @@ mod tests {
         Message {
             from,
             done,
+            max: 0,
             body: Body::Decided { seq, value },
         }
+    }
+
+    #[test]
+    fn max_rises_with_the_senders_max() {
+        let mut l: LearnerState<u32> = LearnerState::new(0, 3);
+        let mut msg = decided(1, 0, 2, 5);
+        msg.max = 40;
+        l.observe(&msg);
+        assert_eq!(l.max(), 40);
     }
 
     #[test]
@@ -252,6 +262,7 @@ mod tests {
         let prepare = Message {
             from: 2,
             done: 0,
+            max: 0,
             body: Body::Prepare {
                 seq: 9,
                 ballot: Ballot::new(1, 2),

@@ -94,15 +94,18 @@ impl<V> Body<V> {
     }
 }
 
-/// A message as it crosses the network: the body, who sent it, and the sender's `done`
+/// A message as it crosses the network: the body, who sent it, the sender's `done`
 /// watermark (the highest instance its application called done on, 0 if never), so that
-/// forgetting rides on protocol traffic.
+/// forgetting rides on protocol traffic, and the highest instance the sender has seen, so
+/// that a peer that was cut off learns at once how far the others are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message<V> {
     /// The sending peer.
     pub from: PeerId,
     /// The sender's `done` watermark.
     pub done: Seq,
+    /// The highest instance the sender has seen (0 when the driver does not say).
+    pub max: Seq,
     /// What it says.
     pub body: Body<V>,
 }
@@ -123,13 +126,15 @@ impl<V> Outgoing<V> {
         Outgoing { to, body }
     }
 
-    /// The network message, sent by peer `from` whose watermark is `done`.
-    pub fn stamp(self, from: PeerId, done: Seq) -> (Target, Message<V>) {
+    /// The network message, sent by peer `from` whose watermark is `done` and whose
+    /// highest instance seen is `max`.
+    pub fn stamp(self, from: PeerId, done: Seq, max: Seq) -> (Target, Message<V>) {
         (
             self.to,
             Message {
                 from,
                 done,
+                max,
                 body: self.body,
             },
         )
@@ -186,7 +191,7 @@ mod tests {
                 value: 42u32,
             },
         );
-        let (to, msg) = out.stamp(2, 7);
+        let (to, msg) = out.stamp(2, 7, 9);
         assert_eq!(to, Target::AllPeers(Role::Learner));
         assert_eq!(to.role(), Role::Learner);
         assert_eq!(msg.from, 2);

@@ -426,6 +426,7 @@ mod tests {
         Message {
             from: peer,
             done: 0,
+            max: 0,
             body,
         }
     }
