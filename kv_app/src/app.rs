@@ -1,11 +1,15 @@
-//! The kv application on a server node: Paxos (under its own supervisor) and the kv
-//! supervisor `kv_sup` (rest_for_one) with the DB manager and the server; plus the
-//! original's fault calls (`Sordo`, `Escucha`, `Fiable`, `No_fiable`, and `allow`).
+//! The kv application on a server node: Paxos (under its own supervisor `paxos_sup`), and
+//! the node supervisor `node_sup` (one_for_one) with the kv supervisor `kv_sup`
+//! (rest_for_one: the DB manager, the proposal batcher, then the server) and the control
+//! process `node_ctl`;
+//! plus the original's fault calls (`Sordo`, `Escucha`, `Fiable`, `No_fiable`, and
+//! `allow`).
 
+use crate::control::{self, NODE_CTL};
 use crate::db_manager::{self, HoleFilling, SharedStore};
-use crate::messages::{DB_MANAGER, KV_SERVER, KV_SUP};
+use crate::messages::{BATCHER, DB_MANAGER, KV_SERVER, KV_SUP, NODE_SUP};
 use crate::operation::Waits;
-use crate::{Log, server};
+use crate::{Log, batcher, server};
 use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
 use runtime::{ExitReason, Node, NodeName, Pid, ProcessInfo};
 use serde::{Deserialize, Serialize};
@@ -57,25 +61,38 @@ pub async fn start_server(
     let store = SharedStore::default();
     let (db_log, db_store) = (log.clone(), store.clone());
     let srv_log = log.clone();
-    let spec = SupervisorSpec::new(Strategy::RestForOne)
+    let batch_log = log.clone();
+    let kv_spec = SupervisorSpec::new(Strategy::RestForOne)
         .intensity(10, Duration::from_secs(10))
         .child(ChildSpec::new("db_manager", move |sup| {
             let (log, store) = (db_log.clone(), db_store.clone());
             let pid = sup.spawn_link(move |p| db_manager::run(p, log, store, opts.holes));
-            sup.node()
-                .register(DB_MANAGER, &pid)
-                .map_err(|e| ExitReason::custom(e.to_string()))?;
+            register(sup.node(), DB_MANAGER, &pid)?;
+            Ok(pid)
+        }))
+        .child(ChildSpec::new("kv_batcher", move |sup| {
+            let log = batch_log.clone();
+            let pid = sup.spawn_link(move |p| batcher::run(p, log));
+            register(sup.node(), BATCHER, &pid)?;
             Ok(pid)
         }))
         .child(ChildSpec::new("kv_server", move |sup| {
             let log = srv_log.clone();
             let pid = sup.spawn_link(move |p| server::run(p, log, opts.waits));
-            sup.node()
-                .register(KV_SERVER, &pid)
-                .map_err(|e| ExitReason::custom(e.to_string()))?;
+            register(sup.node(), KV_SERVER, &pid)?;
             Ok(pid)
         }));
-    let sup = supervisor::start(node, spec, Some(KV_SUP))
+    let (st_node, st_log, st_store) = (node.clone(), log.clone(), store.clone());
+    let node_spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(10))
+        .child(ChildSpec::supervisor("kv_sup", Some(KV_SUP), kv_spec))
+        .child(ChildSpec::new("node_ctl", move |sup| {
+            let (n, l, s) = (st_node.clone(), st_log.clone(), st_store.clone());
+            let pid = sup.spawn_link(move |p| control::run(p, move || status_of(&n, &l, &s)));
+            register(sup.node(), NODE_CTL, &pid)?;
+            Ok(pid)
+        }));
+    let sup = supervisor::start(node, node_spec, Some(NODE_SUP))
         .await
         .map_err(|e| KvError::Supervisor(e.to_string()))?;
     Ok(KvServer {
@@ -83,6 +100,15 @@ pub async fn start_server(
         log,
         store,
         sup,
+    })
+}
+
+/// Registers a freshly started child; on failure the child is killed so that no orphan
+/// stays linked to the supervisor.
+fn register(node: &Node, name: &str, pid: &Pid) -> Result<(), ExitReason> {
+    node.register(name, pid).map_err(|e| {
+        node.exit(None, pid, ExitReason::Kill);
+        ExitReason::custom(e.to_string())
     })
 }
 
@@ -125,7 +151,7 @@ impl KvServer {
         &self.log
     }
 
-    /// The kv supervisor's pid.
+    /// The node supervisor's pid.
     pub fn supervisor(&self) -> &Pid {
         &self.sup
     }
@@ -146,24 +172,32 @@ impl KvServer {
     }
 
     pub fn status(&self) -> NodeStatus {
-        let store = self.store.lock();
-        NodeStatus {
-            node: self.node.name().to_string(),
-            paxos: PaxosStatus {
-                max: self.log.max(),
-                min: self.log.min(),
-                held: self.log.held(),
-                alive: self.log.alive(),
-            },
-            kv: KvStatus {
-                keys: store.len(),
-                applied: store.applied_through(),
-                held_results: store.held_results(),
-            },
-            faults: self.node.fault_state(),
-            traffic: self.node.stats(),
-            processes: self.node.processes(),
-        }
+        status_of(&self.node, &self.log, &self.store)
+    }
+}
+
+/// What `status` reports: read from local state only.
+fn status_of(node: &Node, log: &Log, store: &SharedStore) -> NodeStatus {
+    let (keys, applied, held_results) = {
+        let store = store.lock();
+        (store.len(), store.applied_through(), store.held_results())
+    };
+    NodeStatus {
+        node: node.name().to_string(),
+        paxos: PaxosStatus {
+            max: log.max(),
+            min: log.min(),
+            held: log.held(),
+            alive: log.alive(),
+        },
+        kv: KvStatus {
+            keys,
+            applied,
+            held_results,
+        },
+        faults: node.fault_state(),
+        traffic: node.stats(),
+        processes: node.processes(),
     }
 }
 

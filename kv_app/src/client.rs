@@ -40,9 +40,9 @@ pub struct ClientTimeouts {
 impl Default for ClientTimeouts {
     fn default() -> Self {
         ClientTimeouts {
-            ask: Duration::from_millis(500),
-            result: Duration::from_millis(1500),
-            longest_result: Duration::from_secs(6),
+            ask: Duration::from_millis(150),
+            result: Duration::from_millis(400),
+            longest_result: Duration::from_secs(2),
         }
     }
 }
@@ -89,6 +89,18 @@ pub fn start(
         node: node.clone(),
         pid,
     })
+}
+
+/// Starts a client on `node` without registering it, so that several clients can share
+/// one node (the command line's `bench` runs one per simulated user). Each has its own
+/// id, hence its own operation references.
+pub fn start_unregistered(node: &Node, servers: Vec<NodeName>, timeouts: ClientTimeouts) -> Client {
+    let id: u64 = rand::random();
+    let pid = node.spawn(move |p| client_loop(p, id, servers, timeouts));
+    Client {
+        node: node.clone(),
+        pid,
+    }
 }
 
 /// The client registered on `node`, if any.

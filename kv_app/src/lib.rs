@@ -3,7 +3,9 @@
 //! manager, under the kv application's supervisor.
 
 pub mod app;
+pub mod batcher;
 pub mod client;
+pub mod control;
 pub mod db_manager;
 pub mod messages;
 pub mod operation;

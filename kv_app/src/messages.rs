@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 
 /// The name every server node registers its server process under.
 pub const KV_SERVER: &str = "kv_server";
+/// The name of the proposal batcher.
+pub const BATCHER: &str = "kv_batcher";
 /// The name of the DB manager.
 pub const DB_MANAGER: &str = "db_manager";
+/// The name of the node's top supervisor (kv_sup and node_ctl under it).
+pub const NODE_SUP: &str = "node_sup";
 /// The name of the kv application's supervisor.
 pub const KV_SUP: &str = "kv_sup";
 /// The name of the client process on a client node.
@@ -37,6 +41,19 @@ pub enum RequestAnswer {
 pub struct DeleteRef {
     pub reference: OpRef,
     pub client: Pid,
+}
+
+/// Operation manager -> batcher: propose this entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Propose {
+    pub entry: crate::ops::LogEntry,
+    pub manager: Pid,
+}
+
+/// Batcher -> operation manager: your entry is proposed at instance `seq`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Proposed {
+    pub seq: u64,
 }
 
 /// Operation manager -> DB manager: bring the data up to `instance`, then tell me the

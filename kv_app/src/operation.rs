@@ -1,11 +1,12 @@
 //! The operation manager (the original's `GestionarOperación`): one process per operation.
-//! It proposes the operation at the next free instance (max seen + 1), waits for the
-//! decision with growing waits — but wakes as soon as its instance is decided — checks
-//! that the decided value carries its reference, retries at a later instance when another
-//! value won, then asks the DB manager to bring the data up to that instance and sends the
+//! It proposes the operation at the next free instance (max seen + 1) — through the node's
+//! batcher, which puts concurrent operations into one instance —, waits for the decision
+//! with growing waits, but wakes as soon as its instance is decided, checks that the
+//! decided value carries its reference, retries at a later instance when another value
+//! won, then asks the DB manager to bring the data up to that instance and sends the
 //! result to the client.
 
-use crate::messages::{Answer, DB_MANAGER, UpdateDb, Updated};
+use crate::messages::{Answer, BATCHER, DB_MANAGER, Propose, Proposed, UpdateDb, Updated};
 use crate::ops::{LogEntry, OpKind};
 use crate::{Batch, Log};
 use paxos_app::{Decided, Status};
@@ -75,9 +76,19 @@ pub(crate) async fn run(
             log::debug!("operation manager {}: Paxos is down", p.pid());
             return;
         }
-        let seq = log.max() + 1;
+        p.send(
+            BATCHER,
+            Propose {
+                entry: entry.clone(),
+                manager: p.pid().clone(),
+            },
+        );
+        // The batcher may be restarting: ask again when it does not answer.
+        let Some(Proposed { seq }) = p.receive_type::<Proposed>(Some(waits.db_manager)).await
+        else {
+            continue;
+        };
         log.subscribe(seq, p.pid());
-        log.start(seq, vec![entry.clone()]);
         match decision(&mut p, &log, seq, waits).await {
             Some(batch) if carries(&batch, &entry) => break seq,
             _ => log::trace!("instance {seq} went to another value; retrying"),
