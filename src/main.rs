@@ -1,6 +1,9 @@
-//! `paxoskv`: the command line (filled in by the command-line issue).
+//! `paxoskv`: the command line of the replicated key-value service (see `paxoskv --help`
+//! and docs/operations.md).
+
+mod cli;
 
 fn main() {
-    env_logger::init();
-    println!("paxoskv: not yet implemented");
+    let code = cli::main();
+    std::process::exit(code);
 }

@@ -94,7 +94,6 @@ impl Process {
         self.shared.saved.store(self.saved.len(), Ordering::Relaxed);
     }
 
-
     /// The next message, waiting as long as it takes.
     pub async fn recv(&mut self) -> Envelope {
         if let Some(e) = self.saved.pop_front() {
@@ -110,7 +109,9 @@ impl Process {
             self.sync_saved();
             return Some(e);
         }
-        tokio::time::timeout(timeout, self.shared.mailbox.pop()).await.ok()
+        tokio::time::timeout(timeout, self.shared.mailbox.pop())
+            .await
+            .ok()
     }
 
     /// Selective receive: the first message (oldest first) that `f` accepts, turned into a

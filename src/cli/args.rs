@@ -1,0 +1,345 @@
+//! The command line's grammar (clap derive): every command, flag and default of the
+//! stable contract in the design brief, with the help text users read.
+
+use crate::cli::endpoints::{self, Endpoint};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A replicated key-value service on multi-instance Paxos (a Rust port of an Erlang/OTP
+/// design). Start server nodes, run clients, inject faults, benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "paxoskv", version, propagate_version = true)]
+#[command(
+    after_help = "The cookie comes from --cookie, else PAXOSKV_COOKIE, else \
+    ~/.paxoskv.cookie (created with mode 0600 on first use). Logs go to stderr; set \
+    RUST_LOG (default: warn)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs N server nodes s1..sN@127.0.0.1 in this process, node i on 127.0.0.1:P+i.
+    ///
+    /// Prints "ready NAME HOST:PORT" per node, then "cluster ready". On a terminal it
+    /// then opens an interactive shell (type help); otherwise it serves until SIGINT or
+    /// SIGTERM.
+    Cluster(ClusterArgs),
+    /// Runs one server node (Paxos peer, KV server, DB manager under the kv supervisor).
+    ///
+    /// Prints "ready NAME HOST:PORT" on stdout once it accepts connections; exits 0 on
+    /// SIGINT or SIGTERM after an orderly shutdown.
+    Node(NodeArgs),
+    /// Runs one operation (read, write, write-hash), or many with --pipe.
+    ///
+    /// Prints the result on stdout: read the value, write the value written, write-hash
+    /// the previous value. Exits 1 with a message on stderr when the operation is not
+    /// done within --timeout (it may still take effect).
+    Client(ClientArgs),
+    /// Injects a fault into a node, lifts it, reads its status or kills one of its
+    /// processes.
+    ///
+    /// status prints one JSON object; the other commands print "ok". A refusal prints
+    /// its reason on stderr and exits 1.
+    Ctl(CtlArgs),
+    /// Closed-loop load: N clients, each one operation at a time, for a while.
+    ///
+    /// Prints throughput and p50/p90/p99/p999 latency per operation kind, or one JSON
+    /// object with --json (its fields are described in docs/operations.md).
+    Bench(BenchArgs),
+}
+
+/// Where the shared secret comes from.
+#[derive(Debug, Args)]
+pub struct CookieArg {
+    /// The shared secret every node and client of a cluster must know [default:
+    /// PAXOSKV_COOKIE, else the contents of ~/.paxoskv.cookie]
+    #[arg(long, value_name = "COOKIE")]
+    pub cookie: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// How many server nodes.
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub nodes: u16,
+    /// Node i listens on 127.0.0.1:P+i.
+    #[arg(long, default_value_t = 7100, value_name = "P")]
+    pub base_port: u16,
+    #[command(flatten)]
+    pub cookie: CookieArg,
+    /// Opens the shell even when stdin is not a terminal (reads commands line by line).
+    #[arg(long, conflicts_with = "no_shell")]
+    pub shell: bool,
+    /// Never opens the shell, even on a terminal: serves until SIGINT or SIGTERM.
+    #[arg(long)]
+    pub no_shell: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// This node's name, NAME@HOST (a bare NAME gets "@" and the --listen address's IP).
+    #[arg(long, value_name = "NAME", value_parser = endpoints::parse_name)]
+    pub name: String,
+    /// Where to accept connections (port 0 picks a free one).
+    #[arg(long, value_name = "HOST:PORT", value_parser = endpoints::parse_addr)]
+    pub listen: SocketAddr,
+    /// The other server nodes (listing this node too is accepted).
+    #[arg(long, value_name = "NAME=HOST:PORT,...", value_delimiter = ',',
+          value_parser = endpoints::parse_endpoint)]
+    pub peers: Vec<Endpoint>,
+    #[command(flatten)]
+    pub cookie: CookieArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server nodes to send operations to.
+    #[arg(long, required = true, value_name = "NAME=HOST:PORT,...", value_delimiter = ',',
+          value_parser = endpoints::parse_endpoint)]
+    pub servers: Vec<Endpoint>,
+    #[command(flatten)]
+    pub cookie: CookieArg,
+    /// Give up on an operation after this many seconds.
+    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Reads one operation per line on stdin ("read KEY", "write KEY VALUE",
+    /// "write-hash KEY VALUE"; VALUE is the rest of the line after KEY and one space) and
+    /// prints one JSON object per line.
+    #[arg(long)]
+    pub pipe: bool,
+    #[command(subcommand)]
+    pub op: Option<OpCommand>,
+}
+
+/// One client operation.
+#[derive(Debug, Subcommand)]
+pub enum OpCommand {
+    /// Prints the value of KEY ("" when never written).
+    Read {
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
+    /// Stores VALUE under KEY; prints VALUE.
+    Write {
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Stores phash2(previous ++ VALUE) under KEY; prints the previous value.
+    WriteHash {
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The node to talk to.
+    #[arg(long, value_name = "NAME=HOST:PORT", value_parser = endpoints::parse_endpoint)]
+    pub node: Endpoint,
+    #[command(flatten)]
+    pub cookie: CookieArg,
+    /// Give up after this many seconds without an answer.
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// What `ctl` asks of a node.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The node drops every message arriving from other nodes (it can still send).
+    Deaf,
+    /// Undoes deaf.
+    Listen,
+    /// Undoes unreliable.
+    Reliable,
+    /// Each message crossing the node's boundary is dropped with probability P.
+    Unreliable {
+        #[arg(default_value = "0.2", value_name = "P", value_parser = parse_probability)]
+        probability: f64,
+    },
+    /// Server-to-server traffic only with these nodes (a partition); clients are never
+    /// cut. A bare NAME gets the @HOST of the --node name.
+    Allow {
+        #[arg(required = true, value_name = "NAME,...", value_delimiter = ',',
+              value_parser = endpoints::parse_name)]
+        names: Vec<String>,
+    },
+    /// Undoes allow.
+    AllowAll,
+    /// Prints the node's status as one JSON object.
+    Status,
+    /// Kills the process registered as PROCESS (e.g. kv_server, db_manager, kv_sup); its
+    /// supervisor restarts it.
+    Kill {
+        #[arg(value_name = "PROCESS")]
+        process: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The server nodes to load.
+    #[arg(long, required = true, value_name = "NAME=HOST:PORT,...", value_delimiter = ',',
+          value_parser = endpoints::parse_endpoint)]
+    pub servers: Vec<Endpoint>,
+    #[command(flatten)]
+    pub cookie: CookieArg,
+    /// Concurrent clients, each one operation at a time.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub clients: u32,
+    /// How long to issue operations, in seconds.
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Duration,
+    /// The probability that an operation is a read (else a write).
+    #[arg(long, default_value = "0.5", value_name = "R", value_parser = parse_probability)]
+    pub read_ratio: f64,
+    /// Keys are chosen uniformly among this many.
+    #[arg(long, default_value_t = 10_000, value_name = "K",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 16, value_name = "B",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub value_size: u32,
+    /// Prints one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A positive number of seconds, fractions allowed.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(format!("{s} seconds: must be more than 0"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s} seconds: {e}"))
+}
+
+/// A probability, 0 to 1.
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{s} is not within 0..1"))
+    }
+}
+
+/// Turns a clap error into one line (clap's own are several: the error, a tip, the
+/// usage).
+pub fn one_line_error(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    format!("{message} (try --help)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("paxoskv").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let Ok(Cli {
+            command: Command::Cluster(c),
+        }) = parse(&["cluster"])
+        else {
+            panic!("cluster did not parse");
+        };
+        assert_eq!((c.nodes, c.base_port), (3, 7100));
+        let Ok(Cli {
+            command: Command::Client(c),
+        }) = parse(&["client", "--servers", "s1=127.0.0.1:1", "read", "k"])
+        else {
+            panic!("client did not parse");
+        };
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        let Ok(Cli {
+            command: Command::Bench(b),
+        }) = parse(&["bench", "--servers", "s1=127.0.0.1:1"])
+        else {
+            panic!("bench did not parse");
+        };
+        assert_eq!(b.duration, Duration::from_secs(10));
+        assert_eq!((b.read_ratio, b.keys, b.value_size), (0.5, 10_000, 16));
+    }
+
+    #[test]
+    fn values_may_start_with_a_hyphen() {
+        let Ok(Cli {
+            command: Command::Client(c),
+        }) = parse(&["client", "--servers", "s1=127.0.0.1:1", "write", "k", "-5"])
+        else {
+            panic!("did not parse");
+        };
+        assert!(matches!(c.op, Some(OpCommand::Write { value, .. }) if value == "-5"));
+    }
+
+    #[test]
+    fn ctl_unreliable_defaults_to_the_originals_rate_and_checks_the_range() {
+        let Ok(Cli {
+            command: Command::Ctl(c),
+        }) = parse(&["ctl", "--node", "s1=127.0.0.1:1", "unreliable"])
+        else {
+            panic!("did not parse");
+        };
+        assert!(matches!(c.command, CtlCommand::Unreliable { probability } if probability == 0.2));
+        assert!(parse(&["ctl", "--node", "s1=127.0.0.1:1", "unreliable", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn errors_become_one_line_naming_the_problem() {
+        let err = parse(&["client", "read", "k"])
+            .err()
+            .map(|e| one_line_error(&e));
+        let err = err.unwrap_or_default();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains("--servers"), "{err}");
+        let err = parse(&["frobnicate"]).err().map(|e| one_line_error(&e));
+        assert!(err.is_some_and(|e| e.contains("frobnicate") && !e.contains('\n')));
+    }
+
+    #[test]
+    fn seconds_and_probabilities_are_checked() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert_eq!(parse_probability("1"), Ok(1.0));
+        assert!(parse_probability("-0.1").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! `paxoskv cluster`: N server nodes `s1..sN@127.0.0.1` in this process, each on its own
+//! TCP port, then the shell (on a terminal) or serving until SIGINT or SIGTERM.
+
+use crate::cli::args::ClusterArgs;
+use crate::cli::endpoints::Endpoint;
+use crate::cli::error::CliError;
+use crate::cli::shell::{self, Member, Session};
+use crate::cli::signals::ShutdownSignals;
+use crate::cli::{connect, cookie, node, output};
+use kv_app::client::{self, ClientTimeouts};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// How long a shell operation may take unless the user says otherwise.
+const SHELL_OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the command.
+pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
+    let layout = layout(args.nodes, args.base_port)?;
+    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let mut signals =
+        ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
+    let mut members: Vec<Member> = Vec::with_capacity(layout.len());
+    for me in &layout {
+        let others: Vec<Endpoint> = layout.iter().filter(|e| *e != me).cloned().collect();
+        match node::start_server(&me.name, me.addr, &others, &cookie).await {
+            Ok((node, server, addr)) => members.push(Member {
+                name: me.name.clone(),
+                addr,
+                node,
+                server,
+            }),
+            Err(e) => {
+                stop(&members);
+                return Err(e);
+            }
+        }
+    }
+    let announce = || -> std::io::Result<()> {
+        for m in &members {
+            output::line(&format!("ready {} {}", m.name, m.addr))?;
+        }
+        output::line("cluster ready")
+    };
+    if let Err(e) = announce() {
+        stop(&members);
+        return Err(CliError::io("writing stdout")(e));
+    }
+    let terminal = std::io::stdin().is_terminal();
+    let shell = args.shell || (terminal && !args.no_shell);
+    if !shell {
+        let why = signals.wait().await;
+        log::info!("{why}: stopping the cluster");
+        stop(&members);
+        return Ok(());
+    }
+    let client_node = match connect::client_node(&cookie, &layout).await {
+        Ok(n) => n,
+        Err(e) => {
+            stop(&members);
+            return Err(e);
+        }
+    };
+    let client = client::start_unregistered(
+        &client_node,
+        connect::names(&layout),
+        ClientTimeouts::default(),
+    );
+    let nodes: Vec<runtime::Node> = members.iter().map(|m| m.node.clone()).collect();
+    let session = Session {
+        members,
+        client,
+        op_timeout: SHELL_OP_TIMEOUT,
+    };
+    let handle = tokio::runtime::Handle::current();
+    let shell_task =
+        tokio::task::spawn_blocking(move || shell::run_blocking(handle, session, terminal));
+    tokio::select! {
+        _ = shell_task => log::info!("the shell ended: stopping the cluster"),
+        why = signals.wait() => log::info!("{why}: stopping the cluster"),
+    }
+    client_node.stop();
+    for n in &nodes {
+        n.stop();
+    }
+    Ok(())
+}
+
+/// Names and addresses: `s<i>@127.0.0.1` on `127.0.0.1:<base + i>`, i = 1..=n.
+pub fn layout(nodes: u16, base_port: u16) -> Result<Vec<Endpoint>, CliError> {
+    (1..=nodes)
+        .map(|i| {
+            let port = base_port.checked_add(i).ok_or_else(|| {
+                CliError::BadInput(format!(
+                    "--base-port {base_port} leaves no port for node s{i} (ports go up to 65535)"
+                ))
+            })?;
+            Ok(Endpoint {
+                name: format!("s{i}@127.0.0.1"),
+                addr: ([127, 0, 0, 1], port).into(),
+            })
+        })
+        .collect()
+}
+
+fn stop(members: &[Member]) {
+    for m in members {
+        m.node.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_numbered_from_one_above_the_base_port() {
+        let l = layout(3, 7100).expect("fits");
+        let shown: Vec<String> = l.iter().map(|e| format!("{} {}", e.name, e.addr)).collect();
+        assert_eq!(
+            shown,
+            [
+                "s1@127.0.0.1 127.0.0.1:7101",
+                "s2@127.0.0.1 127.0.0.1:7102",
+                "s3@127.0.0.1 127.0.0.1:7103"
+            ]
+        );
+        assert!(matches!(layout(3, 65534), Err(CliError::BadInput(_))));
+    }
+}

@@ -1,0 +1,48 @@
+//! The client side of a command: a client-only TCP node (`client-<hex>@127.0.0.1`,
+//! role Client, no listener) that knows the servers' addresses and dials them.
+
+use crate::cli::endpoints::Endpoint;
+use crate::cli::error::CliError;
+use runtime::transport::tcp::{TcpConfig, start_node};
+use runtime::{Node, NodeName, NodeRole};
+
+/// A fresh client node name.
+pub fn client_node_name() -> String {
+    format!("client-{:016x}@127.0.0.1", rand::random::<u64>())
+}
+
+/// Starts a client-only node that can reach `servers`.
+pub async fn client_node(cookie: &str, servers: &[Endpoint]) -> Result<Node, CliError> {
+    let name = client_node_name();
+    let cfg = servers.iter().fold(TcpConfig::new(cookie), |cfg, s| {
+        cfg.peer(s.name.as_str(), s.addr)
+    });
+    let (node, _) = start_node(name.as_str(), NodeRole::Client, cfg)
+        .await
+        .map_err(|e| CliError::Start {
+            name,
+            reason: e.to_string(),
+        })?;
+    Ok(node)
+}
+
+/// The servers' node names, in the order given.
+pub fn names(servers: &[Endpoint]) -> Vec<NodeName> {
+    servers.iter().map(|s| NodeName::new(&s.name)).collect()
+}
+
+/// Refuses a server list that names one node at two addresses.
+pub fn check_distinct(servers: &[Endpoint]) -> Result<(), CliError> {
+    for (i, a) in servers.iter().enumerate() {
+        if let Some(b) = servers[..i]
+            .iter()
+            .find(|b| b.name == a.name && b.addr != a.addr)
+        {
+            return Err(CliError::BadInput(format!(
+                "node {} is given two addresses: {} and {}",
+                a.name, b.addr, a.addr
+            )));
+        }
+    }
+    Ok(())
+}

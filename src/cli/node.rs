@@ -1,0 +1,123 @@
+//! `paxoskv node`: one server node in this OS process (Paxos peer, kv server, DB manager
+//! under the kv supervisor) on TCP, until SIGINT or SIGTERM.
+
+use crate::cli::args::NodeArgs;
+use crate::cli::endpoints::{self, Endpoint};
+use crate::cli::error::CliError;
+use crate::cli::signals::ShutdownSignals;
+use crate::cli::{connect, cookie, output};
+use kv_app::{KvServer, ServerOptions};
+use runtime::transport::tcp::{TcpConfig, start_node};
+use runtime::{Node, NodeName, NodeRole};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+/// Runs the command.
+pub async fn run(args: NodeArgs) -> Result<(), CliError> {
+    let name = endpoints::qualify(&args.name, &args.listen.ip().to_string());
+    let others = other_peers(&name, args.listen, &args.peers)?;
+    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let mut signals =
+        ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
+    let (node, _server, addr) = start_server(&name, args.listen, &others, &cookie).await?;
+    output::line(&format!("ready {name} {addr}")).map_err(CliError::io("writing stdout"))?;
+    let why = signals.wait().await;
+    log::info!("{name}: {why}: stopping");
+    node.stop();
+    Ok(())
+}
+
+/// The peers other than `me`; `me` may be listed (at its own address, if given one).
+pub fn other_peers(
+    me: &str,
+    listen: SocketAddr,
+    peers: &[Endpoint],
+) -> Result<Vec<Endpoint>, CliError> {
+    connect::check_distinct(peers)?;
+    let mut others: Vec<Endpoint> = Vec::new();
+    for p in peers {
+        if p.name == me {
+            if p.addr != listen && listen.port() != 0 {
+                log::warn!(
+                    "{me} is listed in --peers at {} but listens on {listen}",
+                    p.addr
+                );
+            }
+        } else if !others.contains(p) {
+            others.push(p.clone());
+        }
+    }
+    Ok(others)
+}
+
+/// Starts a server node named `name` listening on `listen`, that knows `others`, and the
+/// kv application on it. The Paxos peer list is the sorted set of every name, so every
+/// node computes the same order. Returns the node, its kv server and its address.
+pub async fn start_server(
+    name: &str,
+    listen: SocketAddr,
+    others: &[Endpoint],
+    cookie: &str,
+) -> Result<(Node, KvServer, SocketAddr), CliError> {
+    let failed = |reason: String| CliError::Start {
+        name: name.to_string(),
+        reason,
+    };
+    let cfg = others
+        .iter()
+        .fold(TcpConfig::new(cookie).listen(listen), |cfg, p| {
+            cfg.peer(p.name.as_str(), p.addr)
+        });
+    let (node, addr) = start_node(name, NodeRole::Server, cfg)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let addr = addr.unwrap_or(listen);
+    let peers: BTreeSet<NodeName> = others
+        .iter()
+        .map(|p| NodeName::new(&p.name))
+        .chain(std::iter::once(NodeName::new(name)))
+        .collect();
+    match kv_app::start_server(&node, peers.into_iter().collect(), ServerOptions::default()).await {
+        Ok(server) => Ok((node, server, addr)),
+        Err(e) => {
+            node.stop();
+            Err(failed(e.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(name: &str, port: u16) -> Endpoint {
+        Endpoint {
+            name: name.into(),
+            addr: ([127, 0, 0, 1], port).into(),
+        }
+    }
+
+    #[test]
+    fn the_peer_list_may_or_may_not_name_the_node_itself() {
+        let listen: SocketAddr = ([127, 0, 0, 1], 1).into();
+        let all = [
+            endpoint("s1@h", 1),
+            endpoint("s2@h", 2),
+            endpoint("s3@h", 3),
+        ];
+        let others = other_peers("s1@h", listen, &all).expect("valid");
+        assert_eq!(others, all[1..].to_vec());
+        let others = other_peers("s1@h", listen, &all[1..]).expect("valid");
+        assert_eq!(others, all[1..].to_vec());
+    }
+
+    #[test]
+    fn a_name_with_two_addresses_is_refused() {
+        let listen: SocketAddr = ([127, 0, 0, 1], 1).into();
+        let peers = [endpoint("s2@h", 2), endpoint("s2@h", 3)];
+        assert!(matches!(
+            other_peers("s1@h", listen, &peers),
+            Err(CliError::BadInput(_))
+        ));
+    }
+}
