@@ -50,6 +50,25 @@ pub enum Command {
     /// Prints throughput and p50/p90/p99/p999 latency per operation kind, or one JSON
     /// object with --json (its fields are described in docs/operations.md).
     Bench(BenchArgs),
+    /// Checks a recorded history for linearizability (the key-value model, write_hash as
+    /// Erlang's phash2).
+    ///
+    /// FILE holds one JSON object per operation, the `client --pipe` output with the
+    /// client, call and return fields (docs/history-format.md). Prints "linearizable"
+    /// (exit 0), "not linearizable: key K" with the smallest excerpt it can show (exit 1),
+    /// or "unknown" when the step budget ran out (exit 3). A file that cannot be read or
+    /// parsed exits 2.
+    Check(CheckArgs),
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The history file (JSON lines).
+    pub file: std::path::PathBuf,
+    /// Search steps allowed per key before answering "unknown".
+    #[arg(long, default_value_t = paxoskv::checker::DEFAULT_STEP_BUDGET)]
+    pub budget: u64,
 }
 
 /// Where the shared secret comes from.

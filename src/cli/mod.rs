@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod check;
 mod client;
 mod cluster;
 mod connect;
@@ -32,6 +33,18 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return parse_failure(&e),
     };
+    if let Command::Check(args) = cli.command {
+        // No runtime, no logging set-up needed: a pure computation on a file.
+        return match check::run(args) {
+            Ok(check::Verdict::Linearizable) => 0,
+            Ok(check::Verdict::NotLinearizable) => 1,
+            Ok(check::Verdict::Unknown) => 3,
+            Err(e) => {
+                eprintln!("paxoskv: {e}");
+                e.exit_code()
+            }
+        };
+    }
     logging::init(match cli.command {
         Command::Cluster(_) | Command::Node(_) => logging::SERVER_DEFAULT,
         _ => logging::CLIENT_DEFAULT,
@@ -66,6 +79,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Client(a) => client::run(a).await,
         Command::Ctl(a) => ctl::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Check(_) => Err(CliError::BadInput("check runs outside the runtime".into())),
     }
 }
 
