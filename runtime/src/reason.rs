@@ -31,7 +31,7 @@ impl ExitReason {
         ExitReason::Custom(s.into())
     }
 
-    /// Normal and shutdown are the reasons that do not count as a crash.
+    /// Whether this is `Normal`: the one reason a link does not pass on.
     pub fn is_normal(&self) -> bool {
         matches!(self, ExitReason::Normal)
     }

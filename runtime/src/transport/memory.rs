@@ -1,6 +1,7 @@
 //! The in-memory transport: nodes inside one OS process, joined by a shared [`Network`].
-//! Frames are encoded exactly as over TCP (the payload is postcard bytes), so code tested
-//! here meets the same semantics on real sockets.
+//! Message bodies cross as postcard bytes, decoded by the receiver as over TCP (the
+//! frame around them is handed over as a value), and faults apply at the same points, so
+//! code tested here meets the same semantics on real sockets.
 
 use super::{Transport, Wire};
 use crate::faults::NodeRole;

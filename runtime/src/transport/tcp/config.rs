@@ -1,0 +1,90 @@
+//! What a TCP node is started with: its address, cookie and address book
+//! ([`TcpConfig`]), its timings ([`Tuning`]), and the errors of starting it.
+
+use super::frame::DEFAULT_MAX_FRAME;
+use crate::pid::NodeName;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How a TCP node is reached and authenticated.
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// Where to accept connections (`127.0.0.1:0` picks a free port); `None` for a
+    /// client-only node that only dials out.
+    pub listen: Option<SocketAddr>,
+    /// The shared secret; never sent, only proved.
+    pub cookie: String,
+    /// The address book at start.
+    pub peers: Vec<(NodeName, SocketAddr)>,
+    /// The largest frame body accepted or sent, in bytes.
+    pub max_frame: usize,
+}
+
+impl TcpConfig {
+    /// A client-only configuration with this cookie, no peers, the default frame limit.
+    pub fn new(cookie: impl Into<String>) -> Self {
+        TcpConfig {
+            listen: None,
+            cookie: cookie.into(),
+            peers: Vec::new(),
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Accepts connections on `addr`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Adds a peer to the address book.
+    pub fn peer(mut self, name: impl Into<NodeName>, addr: SocketAddr) -> Self {
+        self.peers.push((name.into(), addr));
+        self
+    }
+}
+
+/// Timings of the transport. The defaults suit a LAN or loopback.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// A tick is sent when nothing else was sent for this long.
+    pub tick_interval: Duration,
+    /// A connection with no byte received for this long is lost.
+    pub silence_timeout: Duration,
+    /// Limit on opening a TCP connection.
+    pub connect_timeout: Duration,
+    /// Limit on the handshake.
+    pub handshake_timeout: Duration,
+    /// The first wait after a failed dial; it doubles on each failure...
+    pub backoff_min: Duration,
+    /// ...up to this.
+    pub backoff_max: Duration,
+    /// How long a reader keeps polling an empty socket before it sleeps.
+    pub spin: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            tick_interval: Duration::from_millis(500),
+            silence_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            spin: Duration::from_micros(50),
+        }
+    }
+}
+
+/// Errors starting a TCP node.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("a TCP node must be started inside a tokio runtime")]
+    NoRuntime,
+    #[error("the maximum frame size must be at least 64 bytes, got {0}")]
+    MaxFrame(usize),
+}

@@ -1,0 +1,345 @@
+//! One established connection to a peer node: the socket, the outgoing buffer and the two
+//! tasks that serve it.
+//!
+//! Writing: a sender writes its frame straight to the socket when nothing is waiting
+//! (one non-blocking `write`, no hop), and otherwise appends it to the outgoing buffer;
+//! the writer task flushes that buffer whenever the socket would block. Frames keep the
+//! order in which senders reach the buffer's lock. Sending never blocks.
+//!
+//! Reading: the reader task reads the socket directly and hands each frame to the node
+//! (`Node::handle_wire` is synchronous and cheap), so the woken process runs next on the
+//! same worker thread. When the socket is empty it keeps polling it for a short spin
+//! window before it sleeps on readiness, so a ping-pong does not pay a thread wake-up per
+//! message (see [`Connection::run_reader`]).
+
+use super::frame::{Frame, FrameBuffer, FrameError};
+use crate::faults::NodeRole;
+use crate::node::{Node, WeakNode};
+use crate::pid::NodeName;
+use parking_lot::Mutex;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Frames not yet written, and whether the writer task owns the socket's write side.
+struct Outbox {
+    pending: Vec<u8>,
+    writer_busy: bool,
+    closed: bool,
+}
+
+/// Who the peer is, as its handshake said.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerInfo {
+    pub(crate) name: NodeName,
+    pub(crate) role: NodeRole,
+    pub(crate) instance: u64,
+    pub(crate) addr: SocketAddr,
+    /// Whether this node opened the connection.
+    pub(crate) dialed_by_me: bool,
+}
+
+/// Why a reader stopped.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The peer closed the connection (or this node closed it).
+    Eof,
+    Io(io::Error),
+    /// No byte arrived for the silence timeout.
+    Silent(Duration),
+    /// A frame that could not be trusted: malformed or oversized.
+    BadFrame(FrameError),
+    /// The node was dropped.
+    NodeGone,
+}
+
+/// Timings the reader and writer follow.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub(crate) tick_interval: Duration,
+    pub(crate) silence_timeout: Duration,
+    pub(crate) spin: Duration,
+}
+
+/// One live connection, shared by the senders, its reader and writer tasks, and the
+/// transport's table.
+pub(crate) struct Connection {
+    pub(crate) id: u64,
+    pub(crate) peer: PeerInfo,
+    /// The non-blocking socket. Reads and writes go to it directly, from any thread.
+    /// It is registered with tokio's reactor only while a task sleeps on it (see
+    /// [`Connection::readiness`]), so that arriving bytes do not wake an idle worker
+    /// thread for nothing while the reader spins.
+    raw: std::net::TcpStream,
+    out: Mutex<Outbox>,
+    wake_writer: Notify,
+    sent_recently: AtomicBool,
+    /// Set when the transport dropped this connection for a newer one: its end is not a
+    /// loss of the peer.
+    pub(crate) replaced: AtomicBool,
+}
+
+impl Connection {
+    /// Wraps an established socket. `initial` bytes (a handshake answer, frames queued
+    /// while connecting) are written first, by the writer task.
+    pub(crate) fn new(
+        id: u64,
+        peer: PeerInfo,
+        socket: std::net::TcpStream,
+        initial: Vec<u8>,
+    ) -> io::Result<Connection> {
+        socket.set_nonblocking(true)?;
+        let busy = !initial.is_empty();
+        let conn = Connection {
+            id,
+            peer,
+            raw: socket,
+            out: Mutex::new(Outbox {
+                pending: initial,
+                writer_busy: busy,
+                closed: false,
+            }),
+            wake_writer: Notify::new(),
+            sent_recently: AtomicBool::new(busy),
+            replaced: AtomicBool::new(false),
+        };
+        if busy {
+            conn.wake_writer.notify_one();
+        }
+        Ok(conn)
+    }
+
+    /// Appends bytes to be written before anything sent later (used while the
+    /// connection is not published yet).
+    pub(crate) fn queue(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut out = self.out.lock();
+        out.pending.extend_from_slice(bytes);
+        if !out.writer_busy {
+            out.writer_busy = true;
+            drop(out);
+            self.wake_writer.notify_one();
+        }
+    }
+
+    /// Sends encoded frames: straight to the socket when nothing is waiting, else after
+    /// what is waiting. Never blocks. False when the connection is closed (bytes lost).
+    pub(crate) fn send_bytes(&self, bytes: &[u8]) -> bool {
+        let mut out = self.out.lock();
+        if out.closed {
+            return false;
+        }
+        self.sent_recently.store(true, Ordering::Relaxed);
+        if out.writer_busy {
+            out.pending.extend_from_slice(bytes);
+            return true;
+        }
+        let mut written = 0;
+        while written < bytes.len() {
+            match (&self.raw).write(&bytes[written..]) {
+                Ok(0) => {
+                    drop(out);
+                    self.close();
+                    return false;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::debug!("write to {} failed: {e}", self.peer.name);
+                    drop(out);
+                    self.close();
+                    return false;
+                }
+            }
+        }
+        if written < bytes.len() {
+            out.pending.extend_from_slice(&bytes[written..]);
+            out.writer_busy = true;
+            drop(out);
+            self.wake_writer.notify_one();
+        }
+        true
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.out.lock().closed
+    }
+
+    /// Closes the connection: later sends are refused, the socket is shut down (the
+    /// reader then sees the end), waiting bytes are dropped.
+    pub(crate) fn close(&self) {
+        {
+            let mut out = self.out.lock();
+            if out.closed {
+                return;
+            }
+            out.closed = true;
+            out.pending = Vec::new();
+        }
+        let _ = self.raw.shutdown(Shutdown::Both);
+        self.wake_writer.notify_one();
+    }
+
+    /// Writes all of `data`, waiting for the socket when it is full.
+    pub(crate) async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            match (&self.raw).write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readiness()?.writable().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer task: flushes what senders could not write at once, and sends a tick
+    /// when nothing else was sent for a tick interval.
+    pub(crate) async fn run_writer(&self, tick: Duration, tick_frame: &[u8]) {
+        let mut spare = Vec::new();
+        loop {
+            let woken = tokio::time::timeout(tick, self.wake_writer.notified())
+                .await
+                .is_ok();
+            if self.is_closed() {
+                return;
+            }
+            if !woken {
+                if !self.sent_recently.swap(false, Ordering::Relaxed) {
+                    self.send_bytes(tick_frame);
+                }
+                continue;
+            }
+            loop {
+                let mut chunk = {
+                    let mut out = self.out.lock();
+                    if out.closed {
+                        return;
+                    }
+                    if out.pending.is_empty() {
+                        out.writer_busy = false;
+                        break;
+                    }
+                    std::mem::replace(&mut out.pending, std::mem::take(&mut spare))
+                };
+                if let Err(e) = self.write_all(&chunk).await {
+                    log::debug!("write to {} failed: {e}", self.peer.name);
+                    self.close();
+                    return;
+                }
+                chunk.clear();
+                spare = chunk;
+            }
+        }
+    }
+
+    /// The reader task: delivers every frame to the node until the connection ends, and
+    /// says why it ended.
+    ///
+    /// After delivering, it yields once so that the processes it woke run on this worker
+    /// thread at once. Then, with nothing of its own left to run, it polls the socket in
+    /// place for the spin window (giving the core away between polls) before it sleeps.
+    /// Spinning inside one poll, rather than yielding to tokio between polls, keeps the
+    /// scheduler from waking an idle worker thread on every turn.
+    pub(crate) async fn run_reader(&self, node: &WeakNode, max_frame: usize, t: Timing) -> Ended {
+        let mut frames = FrameBuffer::new(max_frame);
+        let runtime = tokio::runtime::Handle::current().metrics();
+        let mut last_byte = Instant::now();
+        // Whether the tasks this reader woke have had their turn.
+        let mut yielded = true;
+        loop {
+            let spin_until = yielded.then(|| Instant::now() + t.spin);
+            match self.read_some(frames.spare(), spin_until, &runtime) {
+                Ok(Some(0)) => return Ended::Eof,
+                Ok(Some(n)) => {
+                    frames.filled(n);
+                    last_byte = Instant::now();
+                    // Upgraded on every read, ticks included, so that a reader whose
+                    // node was dropped stops even if only ticks arrive.
+                    let Some(node) = node.upgrade() else {
+                        return Ended::NodeGone;
+                    };
+                    if let Err(e) = self.deliver(&node, &mut frames) {
+                        return Ended::BadFrame(e);
+                    }
+                    drop(node);
+                    yielded = false;
+                    // Let other tasks run when a peer keeps the socket full.
+                    tokio::task::consume_budget().await;
+                }
+                Ok(None) if !yielded => {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                }
+                Ok(None) => match self.wait_readable(last_byte + t.silence_timeout).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ended::Silent(t.silence_timeout),
+                    Err(e) => return Ended::Io(e),
+                },
+                Err(e) => return Ended::Io(e),
+            }
+        }
+    }
+
+    /// Reads what the socket holds: `Some(n)` bytes (0 at the end of stream), or `None`
+    /// when it is empty, after polling it until `spin_until` if given (and while no task
+    /// waits in the runtime's global queue).
+    fn read_some(
+        &self,
+        buf: &mut [u8],
+        spin_until: Option<Instant>,
+        runtime: &tokio::runtime::RuntimeMetrics,
+    ) -> io::Result<Option<usize>> {
+        loop {
+            match (&self.raw).read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match spin_until {
+                    // Another thread on this core (the peer, on a busy machine) may
+                    // run meanwhile.
+                    Some(until) if Instant::now() < until && runtime.global_queue_depth() == 0 => {
+                        std::thread::yield_now()
+                    }
+                    _ => return Ok(None),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sleeps until the socket may have bytes or the end (true) or the deadline passes
+    /// (false).
+    async fn wait_readable(&self, deadline: Instant) -> io::Result<bool> {
+        let registered = self.readiness()?;
+        match tokio::time::timeout_at(deadline, registered.readable()).await {
+            Ok(ready) => ready.map(|()| true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// A registration of the socket with tokio's reactor, to sleep until it is ready; it
+    /// is dropped (deregistered) once awake. Registering reports the socket's current
+    /// state, so bytes that came between the last read and this call are not missed.
+    fn readiness(&self) -> io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::from_std(self.raw.try_clone()?)
+    }
+
+    /// Hands every complete frame to the node.
+    fn deliver(&self, node: &Node, frames: &mut FrameBuffer) -> Result<(), FrameError> {
+        while let Some(frame) = frames.next_frame()? {
+            if let Frame::Wire(wire) = frame {
+                node.handle_wire(&self.peer.name, self.peer.role, wire);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! Dialing out: opening a connection to a peer from the address book, the handshake as
+//! dialer, and what the table records when that succeeds or fails (the queued frames
+//! go out on the new connection, or are dropped and the peer is reported down, with a
+//! backoff before the next try).
+
+use super::connection::{Connection, PeerInfo};
+use super::handshake::{self, HandshakeError, Refusal};
+use super::{Entry, Inner, frame};
+use crate::pid::NodeName;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+impl Inner {
+    /// Dials `peer` for the table entry `Connecting { attempt }`.
+    pub(super) async fn dial(self: Arc<Self>, peer: NodeName, addr: SocketAddr, attempt: u64) {
+        let started = Instant::now();
+        let mut retry_wait = self.tuning.backoff_min;
+        loop {
+            match self.connect_and_handshake(&peer, addr).await {
+                Ok((stream, hello)) => {
+                    return self.dial_succeeded(peer, addr, attempt, stream, hello);
+                }
+                Err(DialError::Handshake(HandshakeError::Refused(Refusal::Crossed))) => {
+                    // The peer's own dial is on its way and will take the queued frames.
+                    // Should it never come, give up as for any failed dial.
+                    tokio::time::sleep(self.tuning.handshake_timeout).await;
+                    let why = DialError::Timeout("waiting for the peer's crossing connection");
+                    return self.dial_failed(&peer, addr, attempt, why);
+                }
+                Err(DialError::Handshake(HandshakeError::Refused(Refusal::Busy)))
+                    if self.still_connecting(&peer, attempt)
+                        && started.elapsed() < self.tuning.handshake_timeout =>
+                {
+                    // The peer still holds a connection we have lost: it will see the
+                    // end of it soon. Try again, keeping the queued frames.
+                    log::debug!(
+                        "{}: {peer} still holds our old connection; dialing again in \
+                         {retry_wait:?}",
+                        self.me.name
+                    );
+                    tokio::time::sleep(retry_wait).await;
+                    retry_wait = (retry_wait * 2).min(self.tuning.backoff_max);
+                }
+                Err(why) => return self.dial_failed(&peer, addr, attempt, why),
+            }
+        }
+    }
+
+    /// Whether the table still waits on this dial.
+    fn still_connecting(&self, peer: &NodeName, attempt: u64) -> bool {
+        matches!(
+            self.table.lock().get(peer),
+            Some(Entry::Connecting { attempt: a, .. }) if *a == attempt
+        ) && !self.closed.load(Ordering::Acquire)
+    }
+
+    async fn connect_and_handshake(
+        &self,
+        peer: &NodeName,
+        addr: SocketAddr,
+    ) -> Result<(TcpStream, handshake::Hello), DialError> {
+        let mut stream =
+            match tokio::time::timeout(self.tuning.connect_timeout, TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(DialError::Connect(e)),
+                Err(_) => return Err(DialError::Timeout("connecting")),
+            };
+        let _ = stream.set_nodelay(true);
+        match tokio::time::timeout(
+            self.tuning.handshake_timeout,
+            handshake::dial(&mut stream, &self.me, &self.cookie, Some(peer)),
+        )
+        .await
+        {
+            Ok(Ok(hello)) => Ok((stream, hello)),
+            Ok(Err(e)) => Err(DialError::Handshake(e)),
+            Err(_) => Err(DialError::Timeout("in the handshake")),
+        }
+    }
+
+    fn dial_succeeded(
+        self: &Arc<Self>,
+        peer: NodeName,
+        addr: SocketAddr,
+        attempt: u64,
+        stream: TcpStream,
+        hello: handshake::Hello,
+    ) {
+        let info = PeerInfo {
+            name: peer.clone(),
+            role: hello.role,
+            instance: hello.instance,
+            addr,
+            dialed_by_me: true,
+        };
+        let conn = match stream
+            .into_std()
+            .and_then(|s| Connection::new(self.next_id(), info, s, Vec::new()))
+        {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                self.dial_failed(&peer, addr, attempt, DialError::Connect(e));
+                return;
+            }
+        };
+        self.roles.write().insert(peer.clone(), hello.role);
+        let published = {
+            let mut table = self.table.lock();
+            match table.get_mut(&peer) {
+                Some(Entry::Connecting {
+                    attempt: a, queued, ..
+                }) if *a == attempt && !self.closed.load(Ordering::Acquire) => {
+                    conn.queue(queued);
+                    table.insert(peer.clone(), Entry::Up(conn.clone()));
+                    true
+                }
+                _ => false,
+            }
+        };
+        if published {
+            log::debug!("{}: connected to {peer} at {addr}", self.me.name);
+            self.serve(conn);
+        } else {
+            // Superseded (the peer's own dial was kept) or shut down meanwhile.
+            conn.replaced.store(true, Ordering::Relaxed);
+            conn.close();
+        }
+    }
+
+    fn dial_failed(&self, peer: &NodeName, addr: SocketAddr, attempt: u64, why: DialError) {
+        let lost = {
+            let mut table = self.table.lock();
+            match table.get(peer) {
+                Some(Entry::Connecting {
+                    attempt: a, delay, ..
+                }) if *a == attempt => {
+                    let delay = *delay;
+                    let queued = match table.insert(
+                        peer.clone(),
+                        Entry::Backoff {
+                            until: Instant::now() + delay,
+                            delay: (delay * 2).min(self.tuning.backoff_max),
+                        },
+                    ) {
+                        Some(Entry::Connecting { queued, .. }) => queued,
+                        _ => Vec::new(),
+                    };
+                    Some((queued, delay))
+                }
+                // The peer's own connection was kept meanwhile: nothing was lost.
+                _ => None,
+            }
+        };
+        let Some((queued, delay)) = lost else {
+            log::debug!(
+                "{}: dial to {peer} at {addr} superseded: {why}",
+                self.me.name
+            );
+            return;
+        };
+        let frames = count_frames(&queued);
+        self.dropped.fetch_add(frames, Ordering::Relaxed);
+        match &why {
+            DialError::Handshake(HandshakeError::WrongCookie)
+            | DialError::Handshake(HandshakeError::Refused(Refusal::WrongCookie)) => {
+                log::warn!(
+                    "{}: connection to {peer} at {addr} failed: wrong cookie",
+                    self.me.name
+                )
+            }
+            DialError::Handshake(e) => {
+                log::warn!(
+                    "{}: handshake with {peer} at {addr} failed: {e}",
+                    self.me.name
+                )
+            }
+            _ => log::debug!(
+                "{}: cannot reach {peer} at {addr}: {why}; {frames} frame(s) dropped, \
+                 next try in {delay:?}",
+                self.me.name
+            ),
+        }
+        if let Some(node) = self.node.upgrade() {
+            node.node_down(peer);
+        }
+    }
+}
+
+/// Why a dial failed.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("{0}")]
+    Connect(io::Error),
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    #[error(transparent)]
+    Handshake(HandshakeError),
+}
+
+/// Counts the frames in a buffer of encoded frames.
+fn count_frames(mut bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    while bytes.len() >= frame::HEADER_LEN {
+        let mut prefix = [0u8; frame::HEADER_LEN];
+        prefix.copy_from_slice(&bytes[..frame::HEADER_LEN]);
+        let len = u32::from_be_bytes(prefix) as usize;
+        bytes = bytes.get(frame::HEADER_LEN + len..).unwrap_or(&[]);
+        n += 1;
+    }
+    n
+}
