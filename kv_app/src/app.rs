@@ -1,7 +1,7 @@
-//! The kv application on a server node: Paxos (under its own supervisor `paxos_sup`), and
-//! the node supervisor `node_sup` (one_for_one) with the kv supervisor `kv_sup`
-//! (rest_for_one: the DB manager, the proposal batcher, then the server) and the control
-//! process `node_ctl`;
+//! The kv application on a server node: the node supervisor `node_sup` (one_for_one) with
+//! the Paxos supervisor `paxos_sup` (acceptor, learner, proposer), the kv supervisor
+//! `kv_sup` (rest_for_one: the DB manager, the proposal batcher, then the server) and the
+//! control process `node_ctl`;
 //! plus the original's fault calls (`Sordo`, `Escucha`, `Fiable`, `No_fiable`, and
 //! `allow`).
 
@@ -10,6 +10,7 @@ use crate::db_manager::{self, HoleFilling, SharedStore};
 use crate::messages::{BATCHER, DB_MANAGER, KV_SERVER, KV_SUP, NODE_SUP};
 use crate::operation::Waits;
 use crate::{Log, batcher, server};
+use runtime::gen_server;
 use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
 use runtime::{ExitReason, Node, NodeName, Pid, ProcessInfo};
 use serde::{Deserialize, Serialize};
@@ -55,36 +56,42 @@ pub async fn start_server(
             node: node.name().to_string(),
         });
     }
-    let log: Log = paxos_app::start(node, peers)
-        .await
-        .map_err(|e| KvError::Paxos(e.to_string()))?;
+    let (log, paxos_spec): (Log, _) =
+        paxos_app::prepare(node, peers, paxos_app::PaxosOptions::default())
+            .map_err(|e| KvError::Paxos(e.to_string()))?;
     let store = SharedStore::default();
     let (db_log, db_store) = (log.clone(), store.clone());
     let srv_log = log.clone();
     let batch_log = log.clone();
     let kv_spec = SupervisorSpec::new(Strategy::RestForOne)
         .intensity(10, Duration::from_secs(10))
-        .child(ChildSpec::new("db_manager", move |sup| {
-            let (log, store) = (db_log.clone(), db_store.clone());
-            let pid = sup.spawn_link(move |p| db_manager::run(p, log, store, opts.holes));
-            register(sup.node(), DB_MANAGER, &pid)?;
-            Ok(pid)
-        }))
+        .child(ChildSpec::gen_server(
+            "db_manager",
+            Some(DB_MANAGER),
+            move || db_manager::DbManager::new(db_log.clone(), db_store.clone(), opts.holes),
+        ))
         .child(ChildSpec::new("kv_batcher", move |sup| {
             let log = batch_log.clone();
             let pid = sup.spawn_link(move |p| batcher::run(p, log));
             register(sup.node(), BATCHER, &pid)?;
             Ok(pid)
         }))
-        .child(ChildSpec::new("kv_server", move |sup| {
-            let log = srv_log.clone();
-            let pid = sup.spawn_link(move |p| server::run(p, log, opts.waits));
-            register(sup.node(), KV_SERVER, &pid)?;
-            Ok(pid)
-        }));
+        .child(ChildSpec::gen_server(
+            "kv_server",
+            Some(KV_SERVER),
+            move || server::Server {
+                log: srv_log.clone(),
+                waits: opts.waits,
+            },
+        ));
     let (st_node, st_log, st_store) = (node.clone(), log.clone(), store.clone());
     let node_spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(10))
+        .child(ChildSpec::supervisor(
+            "paxos_sup",
+            Some(paxos_app::tables::PAXOS_SUP),
+            paxos_spec,
+        ))
         .child(ChildSpec::supervisor("kv_sup", Some(KV_SUP), kv_spec))
         .child(ChildSpec::new("node_ctl", move |sup| {
             let (n, l, s) = (st_node.clone(), st_log.clone(), st_store.clone());
@@ -173,6 +180,28 @@ impl KvServer {
 
     pub fn status(&self) -> NodeStatus {
         status_of(&self.node, &self.log, &self.store)
+    }
+
+    /// Orderly shutdown: the node supervisor stops its children in reverse start order
+    /// (node_ctl, then kv_sup — the server, the batcher, the DB manager —, then paxos_sup),
+    /// each within its shutdown time; then the node itself stops and its peers see it go.
+    pub async fn shutdown(&self) {
+        let mut me = self.node.attach();
+        if let Err(e) = gen_server::stop(
+            &mut me,
+            &self.sup,
+            ExitReason::Shutdown,
+            Duration::from_secs(20),
+        )
+        .await
+        {
+            log::warn!(
+                "{}: orderly shutdown failed ({e}); stopping",
+                self.node.name()
+            );
+        }
+        drop(me);
+        self.node.stop();
     }
 }
 

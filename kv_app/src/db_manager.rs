@@ -13,7 +13,8 @@ use crate::store::Store;
 use crate::{Batch, Log};
 use parking_lot::Mutex;
 use paxos_app::{Decided, Status};
-use runtime::Process;
+use runtime::{CallResult, Envelope, ExitReason, Flow, GenServer, Process, ReplyTo};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +39,8 @@ impl Default for HoleFilling {
     }
 }
 
-struct DbManager {
+/// The DB manager's state (its data lives in the shared store).
+pub(crate) struct DbManager {
     log: Log,
     store: SharedStore,
     /// Operation managers waiting for the data to reach an instance.
@@ -116,44 +118,100 @@ impl DbManager {
     }
 }
 
-/// The DB manager's loop.
-pub(crate) async fn run(mut p: Process, log: Log, store: SharedStore, holes: HoleFilling) {
-    log.set_listener(Some(p.pid().clone()));
-    let mut db = DbManager {
-        log,
-        store,
-        waiting: BTreeMap::new(),
-        stalled_since: None,
-        holes,
-    };
-    db.apply_ready(&p);
-    let mut next_tick = Instant::now() + holes.tick;
-    loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
-        if let Some(env) = p.recv_timeout(wait).await {
-            let env = match env.downcast::<Decided<Batch>>() {
-                Ok(_) => {
-                    db.apply_ready(&p);
-                    continue;
-                }
-                Err(env) => env,
-            };
-            match env.downcast::<UpdateDb>() {
-                Ok(r) => {
-                    if db.store.lock().applied_through() >= r.instance {
-                        db.answer(&p, r);
-                    } else {
-                        db.waiting.entry(r.instance).or_default().push(r);
-                        db.apply_ready(&p);
-                    }
-                }
-                Err(env) => log::debug!("db_manager: unexpected message {env:?}"),
+/// The tick that makes the DB manager look for holes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct HoleTick;
+
+/// What can be asked of the DB manager with a call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DbQuery {
+    /// How far the data is: keys and the highest instance applied.
+    Progress,
+}
+
+/// The answer to [`DbQuery::Progress`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DbProgress {
+    pub keys: usize,
+    pub applied: u64,
+}
+
+impl DbManager {
+    /// A DB manager working on `store` (which outlives it) for `log`.
+    pub(crate) fn new(log: Log, store: SharedStore, holes: HoleFilling) -> Self {
+        DbManager {
+            log,
+            store,
+            waiting: BTreeMap::new(),
+            stalled_since: None,
+            holes,
+        }
+    }
+}
+
+impl GenServer for DbManager {
+    type Call = DbQuery;
+    type Reply = DbProgress;
+    type Cast = UpdateDb;
+
+    /// Becomes Paxos's listener, applies what is already decided, starts the hole ticks.
+    fn init(&mut self, ctx: &mut Process) -> Result<(), ExitReason> {
+        self.log.set_listener(Some(ctx.pid().clone()));
+        self.apply_ready(ctx);
+        ctx.send_after(self.holes.tick, ctx.pid(), HoleTick);
+        Ok(())
+    }
+
+    fn handle_call(
+        &mut self,
+        req: DbQuery,
+        _from: ReplyTo<DbProgress>,
+        _ctx: &mut Process,
+    ) -> CallResult<DbProgress> {
+        match req {
+            DbQuery::Progress => {
+                let store = self.store.lock();
+                CallResult::Reply(DbProgress {
+                    keys: store.len(),
+                    applied: store.applied_through(),
+                })
             }
         }
-        if Instant::now() >= next_tick {
-            db.apply_ready(&p);
-            db.fill_holes();
-            next_tick = Instant::now() + holes.tick;
+    }
+
+    /// `{actualizar_bd, NumInstancia, PidGestionador}`, cast by an operation manager.
+    fn handle_cast(&mut self, r: UpdateDb, ctx: &mut Process) -> Flow {
+        self.update(ctx, r);
+        Flow::Continue
+    }
+
+    fn handle_info(&mut self, env: Envelope, ctx: &mut Process) -> Flow {
+        let env = match env.downcast::<Decided<Batch>>() {
+            Ok(_) => {
+                self.apply_ready(ctx);
+                return Flow::Continue;
+            }
+            Err(env) => env,
+        };
+        if env.is::<HoleTick>() {
+            self.apply_ready(ctx);
+            self.fill_holes();
+            ctx.send_after(self.holes.tick, ctx.pid(), HoleTick);
+        } else {
+            log::debug!("db_manager: unexpected message {env:?}");
+        }
+        Flow::Continue
+    }
+}
+
+impl DbManager {
+    /// Answers an operation manager now, or once the data reaches its instance.
+    fn update(&mut self, ctx: &Process, r: UpdateDb) {
+        if self.store.lock().applied_through() >= r.instance {
+            self.answer(ctx, r);
+        } else {
+            self.waiting.entry(r.instance).or_default().push(r);
+            self.apply_ready(ctx);
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::messages::{Answer, BATCHER, DB_MANAGER, Propose, Proposed, UpdateDb, 
 use crate::ops::{LogEntry, OpKind};
 use crate::{Batch, Log};
 use paxos_app::{Decided, Status};
-use runtime::{Pid, Process};
+use runtime::{Pid, Process, gen_server};
 use std::time::Duration;
 
 /// How long the operation manager sleeps between looks at Paxos, and at the DB manager.
@@ -99,7 +99,8 @@ pub(crate) async fn run(
     };
     let reference = op.reference;
     let updated = loop {
-        p.send(
+        gen_server::cast(
+            &p,
             DB_MANAGER,
             UpdateDb {
                 instance,

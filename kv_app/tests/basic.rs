@@ -31,3 +31,56 @@ async fn basic_operations() {
     .await;
     c.wait_replicas_equal().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_answers_down_when_paxos_is_stopped() {
+    use kv_app::messages::{KV_SERVER, Request, RequestAnswer};
+    use kv_app::ops::{OpRef, Operation};
+    let c = Cluster::new("down", 3).await;
+    c.servers[0].log().stop();
+    assert!(!c.servers[0].log().alive());
+    let node = c.net.start_node("down-raw@mem", runtime::NodeRole::Client);
+    let mut me = node.attach();
+    let reference = OpRef { client: 7, seq: 1 };
+    me.send(
+        (KV_SERVER, &c.names[0]),
+        Request {
+            op: Operation::read("k", reference),
+            client: me.pid().clone(),
+        },
+    );
+    let answer = me
+        .receive_type::<RequestAnswer>(Some(common::LONG))
+        .await
+        .expect("an answer");
+    assert_eq!(answer, RequestAnswer::Down(reference));
+    // A client that knows another server still gets its operation done.
+    let ck = c.client(&[0, 1]);
+    assert_eq!(
+        within("via server 1", ck.write("k", "v")).await.unwrap(),
+        "v"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_paxos_supervisor_is_restarted_by_the_node_supervisor() {
+    let c = Cluster::new("paxsup", 3).await;
+    let node = c.node(0);
+    let old = node.whereis("paxos_sup").expect("paxos_sup registered");
+    node.exit(None, &old, runtime::ExitReason::Kill);
+    let deadline = tokio::time::Instant::now() + common::LONG;
+    while !(node.whereis("paxos_sup").is_some_and(|p| p != old) && c.servers[0].log().alive()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "paxos_sup not restarted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let ck = c.client(&[0]);
+    assert_eq!(
+        within("via server 0", ck.write("k", "after"))
+            .await
+            .unwrap(),
+        "after"
+    );
+}

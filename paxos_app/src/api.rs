@@ -80,14 +80,12 @@ impl RequestCount {
 /// except `start`, which hands the value to the local proposer.
 pub struct Paxos<V> {
     tables: Arc<Tables<V>>,
-    sup: Pid,
 }
 
 impl<V> Clone for Paxos<V> {
     fn clone(&self) -> Self {
         Paxos {
             tables: self.tables.clone(),
-            sup: self.sup.clone(),
         }
     }
 }
@@ -109,7 +107,9 @@ where
 }
 
 /// Starts a Paxos peer on `node`, one of `peers` (the same list, in the same order, on
-/// every peer): the supervisor `paxos_sup` with the acceptor, learner and proposer.
+/// every peer): the top-level supervisor `paxos_sup` with the acceptor, learner and
+/// proposer. An application that has its own supervision tree uses [`prepare`] instead
+/// and puts `paxos_sup` under it.
 pub async fn start<V: PaxosValue>(
     node: &Node,
     peers: Vec<NodeName>,
@@ -123,6 +123,21 @@ pub async fn start_with<V: PaxosValue>(
     peers: Vec<NodeName>,
     opts: PaxosOptions,
 ) -> Result<Paxos<V>, PaxosError> {
+    let (paxos, spec) = prepare(node, peers, opts)?;
+    supervisor::start(node, spec, Some(PAXOS_SUP))
+        .await
+        .map_err(|e| PaxosError::Supervisor(e.to_string()))?;
+    Ok(paxos)
+}
+
+/// Makes a Paxos peer's state and the specification of its supervisor, `paxos_sup`
+/// (one_for_one: acceptor, learner, proposer), for the caller to start under its own
+/// supervisor (registered as [`PAXOS_SUP`]). The state outlives every restart.
+pub fn prepare<V: PaxosValue>(
+    node: &Node,
+    peers: Vec<NodeName>,
+    opts: PaxosOptions,
+) -> Result<(Paxos<V>, SupervisorSpec), PaxosError> {
     let me = peers
         .iter()
         .position(|p| p == node.name())
@@ -140,10 +155,7 @@ pub async fn start_with<V: PaxosValue>(
             processes::learner::<V>(p, t, opts.catch_up)
         }))
         .child(child(PROPOSER, &tables, processes::proposer::<V>));
-    let sup = supervisor::start(node, spec, Some(PAXOS_SUP))
-        .await
-        .map_err(|e| PaxosError::Supervisor(e.to_string()))?;
-    Ok(Paxos { tables, sup })
+    Ok((Paxos { tables }, spec))
 }
 
 impl<V: PaxosValue> Paxos<V> {
@@ -166,15 +178,7 @@ impl<V: PaxosValue> Paxos<V> {
 
     /// The application no longer needs instances `<= seq`.
     pub fn done(&self, seq: u64) {
-        let floor = {
-            let mut l = self.tables.learner.write();
-            l.done(seq);
-            l.forget_to_min()
-        };
-        if let Some(floor) = floor {
-            self.tables.acceptor.lock().forget_below(floor);
-            self.tables.proposer.lock().forget_below(floor);
-        }
+        self.tables.done(seq);
     }
 
     /// The highest instance seen by this peer (0 if none).
@@ -187,15 +191,22 @@ impl<V: PaxosValue> Paxos<V> {
         self.tables.learner.read().min()
     }
 
-    /// Whether this peer is running.
+    /// Whether this peer is running: not stopped, and its processes are up (a peer whose
+    /// supervisor gave up, or is being restarted, is not alive).
     pub fn alive(&self) -> bool {
+        let node = &self.tables.node;
         !self.tables.is_stopped()
+            && !node.is_stopped()
+            && [ACCEPTOR, LEARNER, PROPOSER]
+                .iter()
+                .all(|name| node.whereis(name).is_some())
     }
 
-    /// Stops this peer: its processes end and it answers `alive() == false`.
+    /// Stops this peer, as the original's `stop`: from now on it ignores every message
+    /// and every start, and answers `alive() == false`. Its processes stay (quiet) so
+    /// that their supervisor has nothing to restart.
     pub fn stop(&self) {
         self.tables.stopped.store(true, Ordering::SeqCst);
-        self.tables.node.exit(None, &self.sup, ExitReason::Shutdown);
     }
 
     /// Instances this peer holds in memory (learner, acceptor and proposer together count
@@ -237,8 +248,8 @@ impl<V: PaxosValue> Paxos<V> {
         &self.tables.node
     }
 
-    /// The Paxos supervisor's pid.
-    pub fn supervisor(&self) -> &Pid {
-        &self.sup
+    /// The Paxos supervisor's pid, when it runs.
+    pub fn supervisor(&self) -> Option<Pid> {
+        self.tables.node.whereis(PAXOS_SUP)
     }
 }

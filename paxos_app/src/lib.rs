@@ -11,6 +11,6 @@ pub mod tables;
 
 pub(crate) use api::StartInstance;
 pub use api::{
-    Decided, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, start, start_with,
+    Decided, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, prepare, start, start_with,
 };
 pub use core::Status;

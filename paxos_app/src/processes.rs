@@ -22,6 +22,9 @@ fn backoff_ms(failures: u32) -> u64 {
 pub(crate) async fn acceptor<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
     loop {
         let env = p.recv().await;
+        if t.is_stopped() {
+            continue;
+        }
         let Ok(msg) = env.downcast::<PaxosMessage<V>>() else {
             log::debug!("paxos_acceptor: unexpected message");
             continue;
@@ -50,6 +53,9 @@ pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, ca
     loop {
         let wait = next_look.saturating_duration_since(Instant::now());
         if let Some(env) = p.recv_timeout(wait).await {
+            if t.is_stopped() {
+                continue;
+            }
             match env.downcast::<PaxosMessage<V>>() {
                 Ok(msg) => {
                     t.count(&msg.body);
@@ -62,6 +68,9 @@ pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, ca
             }
         }
         next_look = Instant::now() + catch_up;
+        if t.is_stopped() {
+            continue;
+        }
         let missing = t.learner.read().undecided(QUERY_BATCH);
         let ask: Vec<Outgoing<V>> = missing
             .iter()
@@ -89,7 +98,11 @@ pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
             .next_deadline_ms()
             .map(|d| Duration::from_millis(d.saturating_sub(t.now_ms())))
             .unwrap_or(Duration::from_secs(3600));
-        let out = match p.recv_timeout(wait).await {
+        let received = p.recv_timeout(wait).await;
+        if t.is_stopped() {
+            continue;
+        }
+        let out = match received {
             None => {
                 let now = t.now_ms();
                 t.proposer

@@ -133,6 +133,18 @@ impl<V: PaxosValue> Tables<V> {
         }
     }
 
+    /// The application is done with instances `<= seq`: forget what everybody is done with.
+    pub(crate) fn done(&self, seq: Seq) {
+        let floor = {
+            let mut l = self.learner.write();
+            l.done(seq);
+            l.forget_to_min()
+        };
+        if let Some(floor) = floor {
+            self.forget_below(floor);
+        }
+    }
+
     fn forget_below(&self, floor: Seq) {
         let a = self.acceptor.lock().forget_below(floor);
         let p = self.proposer.lock().forget_below(floor);

@@ -66,7 +66,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
         connect::names(&layout),
         ClientTimeouts::default(),
     );
-    let nodes: Vec<runtime::Node> = members.iter().map(|m| m.node.clone()).collect();
+    let servers: Vec<kv_app::KvServer> = members.iter().map(|m| m.server.clone()).collect();
     let session = Session {
         members,
         client,
@@ -80,8 +80,8 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
         why = signals.wait() => log::info!("{why}: stopping the cluster"),
     }
     client_node.stop();
-    for n in &nodes {
-        n.stop();
+    for s in &servers {
+        s.shutdown().await;
     }
     Ok(())
 }

@@ -19,11 +19,11 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
-    let (node, _server, addr) = start_server(&name, args.listen, &others, &cookie).await?;
+    let (_node, server, addr) = start_server(&name, args.listen, &others, &cookie).await?;
     output::line(&format!("ready {name} {addr}")).map_err(CliError::io("writing stdout"))?;
     let why = signals.wait().await;
     log::info!("{name}: {why}: stopping");
-    node.stop();
+    server.shutdown().await;
     Ok(())
 }
 

@@ -21,18 +21,22 @@
 //! | `Accept{seq, ballot, value}` | proposer → every acceptor | phase 2a: accept `value` at `ballot` |
 //! | `Accepted{seq, ballot}` | acceptor → proposer | phase 2b: accepted |
 //! | `Reject{seq, ballot, promised}` | acceptor → proposer | refused: it promised the higher `promised`, so the proposer can jump its round |
-//! | `Decided{seq, value}` | proposer → every learner; acceptor → proposer | the value is chosen |
+//! | `Decided{seq, value}` | proposer → every learner; acceptor → proposer or learner | the value is chosen |
+//! | `Query{seq}` | learner → other acceptors | "I missed `seq`": answered with `Decided` by an acceptor whose peer knows it |
 //!
-//! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`] and the
+//! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`], the
 //! sender's `done` watermark (the highest instance its application called done on, 0 if
-//! never). The machines return [`Outgoing`] bodies addressed to a [`Target`] (one peer's
+//! never) and the highest instance the sender has seen (so a peer that was cut off learns
+//! at once how far the others went). The machines return [`Outgoing`] bodies addressed to a [`Target`] (one peer's
 //! acceptor / proposer / learner, or that role on every peer, the sender included); the
 //! driver stamps them with its peer id and its learner's [`LearnerState::local_done`].
 //!
 //! An acceptor that already knows the decision (the driver passes it the learner's value)
 //! answers a `Prepare` or `Accept` with `Decided` instead; the proposer stops and hands the
-//! value to its own learner. That is how a peer that missed instances catches up: its
-//! application starts them again and is told the outcome at once.
+//! value to its own learner. That is one way a peer that missed instances catches up: its
+//! application starts them again and is told the outcome at once. The other needs no
+//! start: the learner lists its holes ([`LearnerState::undecided`]) and asks the other
+//! acceptors with `Query`; those whose peer knows the value answer `Decided`.
 //!
 //! Uncontended agreement costs one `Prepare`, one `Accept` and one `Decided` per peer.
 //! A proposer gives an attempt up when an acceptor rejects it, or when answers are still
