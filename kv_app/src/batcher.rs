@@ -7,9 +7,10 @@
 //! operations: "carries my reference" means "contains").
 //!
 //! Batchers of different nodes still meet at the same instance. When a batcher's batch
-//! loses, it waits a short random while (growing with the losses in a row, at most a few
-//! milliseconds) before proposing again, so that the node that is winning keeps the
+//! loses twice in a row, it waits a short random while (growing with the losses, at most
+//! a few milliseconds) before proposing again, so that the node that is winning keeps the
 //! instances flowing instead of every node duelling for each one; a win resets the wait.
+//! (A single loss is most often a stale `max`, and is retried at once.)
 
 use crate::messages::{Propose, Proposed};
 use crate::ops::LogEntry;
@@ -58,6 +59,10 @@ pub(crate) async fn run(mut p: Process, log: Log) {
                             if f.entries.iter().any(|e| d.value.contains(e)) {
                                 losses = 0;
                                 paused_until = None;
+                            } else if losses == 0 {
+                                // A first loss is usually a stale `max` (the instance was
+                                // decided before this batch reached it): retry at once.
+                                losses = 1;
                             } else {
                                 losses += 1;
                                 let most = (Duration::from_micros(250) * 2u32.pow(losses.min(5)))

@@ -2,7 +2,9 @@
 //! `kv_client`, that knows a list of servers. It answers `get servers` with them, and runs
 //! the node's operations one at a time: it sends the request to a server, and when that
 //! server does not answer `Ok`, or the result does not come in time, it tries the next
-//! one with the same reference — so the operation still runs exactly once. After the
+//! one with the same reference — so the operation still runs exactly once. It keeps to
+//! the server that served its last operation (each client starts at a server chosen by
+//! its id, so clients spread over the servers). After the
 //! answer it asks the server to delete the reference. By default it never gives up (as
 //! the original); a deadline can be set per operation.
 
@@ -293,7 +295,6 @@ async fn run_operation(
     let mut tried = 0usize;
     loop {
         let server = servers[*next_server % servers.len()].clone();
-        *next_server = (*next_server + 1) % servers.len();
         p.send(
             (KV_SERVER, &server),
             Request {
@@ -316,7 +317,11 @@ async fn run_operation(
                 .flatten();
             match event {
                 Some(Event::Result(value)) => {
+                    // The next operation starts at the server that served this one.
                     let to = taken_by.unwrap_or(server);
+                    if let Some(i) = servers.iter().position(|s| *s == to) {
+                        *next_server = i;
+                    }
                     p.send(
                         (KV_SERVER, &to),
                         DeleteRef {
@@ -342,6 +347,8 @@ async fn run_operation(
                 }
             }
         }
+        // No answer in time (or `Down`): the next server in turn.
+        *next_server = (*next_server + 1) % servers.len();
         tried += 1;
         if tried.is_multiple_of(servers.len()) {
             result_wait = (result_wait * 2).min(timeouts.longest_result);
