@@ -6,6 +6,10 @@
 //! entry and asks again when another value won (a decided value may hold several
 //! operations: "carries my reference" means "contains").
 //!
+//! Delete-reference entries are not urgent (nobody waits for them): they ride with the
+//! next batch of operations, or go on their own after [`LAZY_DELETE`], so that a client's
+//! delete does not cost its next operation a Paxos round of its own.
+//!
 //! Batchers of different nodes still meet at the same instance. When a batcher's batch
 //! loses twice in a row, it waits a short random while (growing with the losses, at most
 //! a few milliseconds) before proposing again, so that the node that is winning keeps the
@@ -26,78 +30,133 @@ pub const MAX_BATCH: usize = 256;
 /// The longest pause after lost instances.
 const LONGEST_PAUSE: Duration = Duration::from_millis(4);
 
+/// How long delete-reference entries may wait for operations to ride with.
+pub const LAZY_DELETE: Duration = Duration::from_millis(5);
+
 /// The batch in flight.
 struct InFlight {
     seq: u64,
     entries: Vec<LogEntry>,
 }
 
+/// An entry waiting to be proposed, who asked, and since when.
+struct Waiting {
+    entry: LogEntry,
+    manager: Pid,
+    since: Instant,
+}
+
+struct Batcher {
+    log: Log,
+    pending: Vec<Waiting>,
+    in_flight: Option<InFlight>,
+    losses: u32,
+    paused_until: Option<Instant>,
+}
+
+impl Batcher {
+    /// When the next batch should go, if there is one to send.
+    fn ready_at(&self) -> Option<Instant> {
+        if self.in_flight.is_some() || self.pending.is_empty() {
+            return None;
+        }
+        let urgent = self
+            .pending
+            .iter()
+            .any(|w| matches!(w.entry, LogEntry::Op(_)));
+        let base = if urgent {
+            Instant::now()
+        } else {
+            self.pending.iter().map(|w| w.since).min()? + LAZY_DELETE
+        };
+        Some(self.paused_until.map_or(base, |p| p.max(base)))
+    }
+
+    fn take(&mut self, entry: LogEntry, manager: Pid) {
+        if !self
+            .pending
+            .iter()
+            .any(|w| w.entry == entry && w.manager == manager)
+        {
+            self.pending.push(Waiting {
+                entry,
+                manager,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    fn decided(&mut self, d: Decided<Batch>) {
+        let Some(f) = self.in_flight.take_if(|f| f.seq == d.seq) else {
+            return;
+        };
+        if f.entries.iter().any(|e| d.value.contains(e)) {
+            self.losses = 0;
+            self.paused_until = None;
+        } else if self.losses == 0 {
+            // A first loss is usually a stale `max` (the instance was decided before this
+            // batch reached it): retry at once.
+            self.losses = 1;
+        } else {
+            self.losses += 1;
+            let most =
+                (Duration::from_micros(250) * 2u32.pow(self.losses.min(5))).min(LONGEST_PAUSE);
+            let pause = rand::rng().random_range(Duration::ZERO..=most);
+            self.paused_until = Some(Instant::now() + pause);
+        }
+    }
+
+    fn launch(&mut self, p: &Process) {
+        if !self.log.alive() {
+            return;
+        }
+        let take = self.pending.len().min(MAX_BATCH);
+        let batch: Vec<Waiting> = self.pending.drain(..take).collect();
+        let seq = self.log.max() + 1;
+        self.log.subscribe(seq, p.pid());
+        let mut value: Batch = Vec::with_capacity(batch.len());
+        for w in &batch {
+            if !value.contains(&w.entry) {
+                value.push(w.entry.clone());
+            }
+        }
+        self.log.start(seq, value.clone());
+        for w in batch {
+            p.send(&w.manager, Proposed { seq });
+        }
+        self.in_flight = Some(InFlight {
+            seq,
+            entries: value,
+        });
+    }
+}
+
 /// The batcher's loop.
 pub(crate) async fn run(mut p: Process, log: Log) {
-    let mut pending: Vec<(LogEntry, Pid)> = Vec::new();
-    let mut in_flight: Option<InFlight> = None;
-    let mut losses: u32 = 0;
-    let mut paused_until: Option<Instant> = None;
+    let mut b = Batcher {
+        log,
+        pending: Vec::new(),
+        in_flight: None,
+        losses: 0,
+        paused_until: None,
+    };
     loop {
-        let env = match paused_until {
-            Some(t) if !pending.is_empty() && in_flight.is_none() => {
-                p.recv_timeout(t.saturating_duration_since(Instant::now()))
-                    .await
-            }
-            _ => Some(p.recv().await),
+        let env = match b.ready_at() {
+            Some(t) if t <= Instant::now() => None,
+            Some(t) => p.recv_timeout(t - Instant::now()).await,
+            None => Some(p.recv().await),
         };
         if let Some(env) = env {
             match env.downcast::<Propose>() {
-                Ok(Propose { entry, manager }) => {
-                    if !pending.iter().any(|(e, m)| *e == entry && *m == manager) {
-                        pending.push((entry, manager));
-                    }
-                }
+                Ok(Propose { entry, manager }) => b.take(entry, manager),
                 Err(env) => match env.downcast::<Decided<Batch>>() {
-                    Ok(d) => {
-                        if let Some(f) = in_flight.take_if(|f| f.seq == d.seq) {
-                            if f.entries.iter().any(|e| d.value.contains(e)) {
-                                losses = 0;
-                                paused_until = None;
-                            } else if losses == 0 {
-                                // A first loss is usually a stale `max` (the instance was
-                                // decided before this batch reached it): retry at once.
-                                losses = 1;
-                            } else {
-                                losses += 1;
-                                let most = (Duration::from_micros(250) * 2u32.pow(losses.min(5)))
-                                    .min(LONGEST_PAUSE);
-                                let pause = rand::rng().random_range(Duration::ZERO..=most);
-                                paused_until = Some(Instant::now() + pause);
-                            }
-                        }
-                    }
+                    Ok(d) => b.decided(d),
                     Err(env) => log::debug!("kv_batcher: unexpected message {env:?}"),
                 },
             }
         }
-        if paused_until.is_some_and(|t| Instant::now() < t) {
-            continue;
-        }
-        if in_flight.is_none() && !pending.is_empty() && log.alive() {
-            let take = pending.len().min(MAX_BATCH);
-            let batch: Vec<(LogEntry, Pid)> = pending.drain(..take).collect();
-            let seq = log.max() + 1;
-            log.subscribe(seq, p.pid());
-            let mut value: Batch = Vec::with_capacity(batch.len());
-            for (entry, _) in &batch {
-                if !value.contains(entry) {
-                    value.push(entry.clone());
-                }
-            }
-            log.start(seq, value.clone());
-            for (_, manager) in batch {
-                p.send(&manager, Proposed { seq });
-            }
-            in_flight = Some(InFlight {
-                seq,
-                entries: value,
-            });
+        if b.ready_at().is_some_and(|t| t <= Instant::now()) {
+            b.launch(&p);
         }
     }
 }
