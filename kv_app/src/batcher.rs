@@ -33,6 +33,9 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(4);
 /// How long delete-reference entries may wait for operations to ride with.
 pub const LAZY_DELETE: Duration = Duration::from_millis(5);
 
+/// How soon to look again when entries wait and Paxos is down.
+const PAXOS_DOWN_RETRY: Duration = Duration::from_millis(20);
+
 /// The batch in flight.
 struct InFlight {
     seq: u64,
@@ -107,9 +110,6 @@ impl Batcher {
     }
 
     fn launch(&mut self, p: &Process) {
-        if !self.log.alive() {
-            return;
-        }
         let take = self.pending.len().min(MAX_BATCH);
         let batch: Vec<Waiting> = self.pending.drain(..take).collect();
         let seq = self.log.max() + 1;
@@ -142,6 +142,11 @@ pub(crate) async fn run(mut p: Process, log: Log) {
     };
     loop {
         let env = match b.ready_at() {
+            // Paxos is down (stopped, or its supervisor restarting): look again shortly
+            // rather than spin.
+            Some(t) if t <= Instant::now() && !b.log.alive() => {
+                p.recv_timeout(PAXOS_DOWN_RETRY).await
+            }
             Some(t) if t <= Instant::now() => None,
             Some(t) => p.recv_timeout(t - Instant::now()).await,
             None => Some(p.recv().await),
@@ -155,7 +160,7 @@ pub(crate) async fn run(mut p: Process, log: Log) {
                 },
             }
         }
-        if b.ready_at().is_some_and(|t| t <= Instant::now()) {
+        if b.log.alive() && b.ready_at().is_some_and(|t| t <= Instant::now()) {
             b.launch(&p);
         }
     }

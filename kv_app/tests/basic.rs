@@ -84,3 +84,40 @@ async fn killed_paxos_supervisor_is_restarted_by_the_node_supervisor() {
         "after"
     );
 }
+
+/// A batcher holding entries while its node's Paxos is down must wait, not spin: on a
+/// one-thread runtime a spinning process would starve every other one. The scenario runs
+/// on its own thread so that a starved runtime fails this test quickly instead of hanging.
+#[test]
+fn a_batcher_waits_while_paxos_is_down() {
+    use kv_app::messages::{BATCHER, Propose};
+    use kv_app::ops::{LogEntry, OpRef, Operation};
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let c = Cluster::new("spin", 3).await;
+            c.servers[0].log().stop();
+            let node = c.node(0).clone();
+            let me = node.attach();
+            me.send(
+                BATCHER,
+                Propose {
+                    entry: LogEntry::Op(Operation::write("x", "y", OpRef { client: 1, seq: 1 })),
+                    manager: me.pid().clone(),
+                },
+            );
+            // The rest of the cluster still serves, on this one thread.
+            let ck = c.client(&[1, 2]);
+            let got = ck.write("k", "v").await;
+            let _ = done_tx.send(got);
+        });
+    });
+    let got = done_rx
+        .recv_timeout(common::LONG)
+        .expect("the runtime was starved: a process spins while Paxos is down");
+    assert_eq!(got.as_deref(), Ok("v"));
+}
