@@ -139,6 +139,16 @@ impl Proc {
         stdin.flush().expect("flush stdin");
     }
 
+    /// Writes to the process's stdin, reporting a failure (e.g. the process is gone)
+    /// instead of panicking.
+    pub fn try_send(&mut self, text: &str) -> std::io::Result<()> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(std::io::Error::other("stdin was not piped or is closed"));
+        };
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()
+    }
+
     /// Closes the process's stdin (end of input).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
@@ -157,6 +167,11 @@ impl Proc {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// How the process ended, if it has (without waiting, without panicking).
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Waits for the process to exit, at most `within`; panics (the drop kills it) if
@@ -217,6 +232,22 @@ pub fn run(args: &[&str], stdin: Option<&str>, within: Duration) -> Out {
 
 /// As `run`, with extra environment variables.
 pub fn run_with(args: &[&str], stdin: Option<&str>, within: Duration, env: &[(&str, &str)]) -> Out {
+    try_run_with(args, stdin, within, env).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// As `run`, but a command that takes longer than `within` is killed and reported as an
+/// error instead of a panic (for callers that must go on, e.g. a nemesis).
+pub fn try_run(args: &[&str], stdin: Option<&str>, within: Duration) -> Result<Out, String> {
+    try_run_with(args, stdin, within, &[])
+}
+
+/// As `try_run`, with extra environment variables.
+pub fn try_run_with(
+    args: &[&str],
+    stdin: Option<&str>,
+    within: Duration,
+    env: &[(&str, &str)],
+) -> Result<Out, String> {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("PAXOSKV_COOKIE")
@@ -230,7 +261,9 @@ pub fn run_with(args: &[&str], stdin: Option<&str>, within: Duration, env: &[(&s
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("start paxoskv");
+    let mut child = cmd
+        .spawn()
+        .map_err(|error| format!("cannot start paxoskv {args:?}: {error}"))?;
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
         let text = text.to_string();
@@ -244,21 +277,27 @@ pub fn run_with(args: &[&str], stdin: Option<&str>, within: Duration, env: &[(&s
     let err = thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
     let deadline = Instant::now() + within;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("waiting for paxoskv {args:?}: {error}"));
+            }
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("paxoskv {args:?} did not finish within {within:?}");
+            return Err(format!("paxoskv {args:?} did not finish within {within:?}"));
         }
         thread::sleep(Duration::from_millis(10));
     };
-    Out {
+    Ok(Out {
         status,
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
-    }
+    })
 }
 
 /// A cluster of `paxoskv node` processes on 127.0.0.1, killed on drop.
@@ -272,13 +311,17 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes and waits for each one's ready line.
     pub fn start(test: &str, n: usize) -> Cluster {
+        let names: Vec<String> = (1..=n).map(|i| format!("s{i}")).collect();
+        Cluster::start_named(test, &names)
+    }
+
+    /// Starts one node per short name in `names` (e.g. `s0`...`s4`) and waits for each
+    /// one's ready line.
+    pub fn start_named(test: &str, names: &[String]) -> Cluster {
+        let n = names.len();
         let cookie = unique_cookie(test);
         let ports = free_ports(n);
-        let members: Vec<(String, u16)> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (format!("s{}", i + 1), *p))
-            .collect();
+        let members: Vec<(String, u16)> = names.iter().cloned().zip(ports).collect();
         let peers = endpoints(&members);
         let nodes: Vec<Proc> = members
             .iter()

@@ -149,6 +149,13 @@ async fn recorded_run(
                 &value,
             )
             .await;
+            // The read must start strictly after the write returned at the recorder's
+            // resolution (a microsecond), or the checker takes them for concurrent and
+            // may explain a stale read.
+            let written_at = solo_recorder.now();
+            while solo_recorder.now() <= written_at {
+                tokio::task::yield_now().await;
+            }
             run_one(&solo_store, &solo_recorder, solo, OpKind::Read, "solo", "").await;
         }
     }));
