@@ -235,6 +235,10 @@ pub struct BenchArgs {
     /// Prints one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also writes every completed operation's latency to FILE, one per line: its kind
+    /// and microseconds ("read 123", "write 456").
+    #[arg(long, value_name = "FILE")]
+    pub latencies: Option<std::path::PathBuf>,
 }
 
 /// A positive number of seconds, fractions allowed.
@@ -314,6 +318,20 @@ mod tests {
         };
         assert_eq!(b.duration, Duration::from_secs(10));
         assert_eq!((b.read_ratio, b.keys, b.value_size), (0.5, 10_000, 16));
+        assert_eq!(b.latencies, None);
+        let Ok(Cli {
+            command: Command::Bench(b),
+        }) = parse(&[
+            "bench",
+            "--servers",
+            "s1=127.0.0.1:1",
+            "--latencies",
+            "/tmp/l",
+        ])
+        else {
+            panic!("bench --latencies did not parse");
+        };
+        assert_eq!(b.latencies, Some(std::path::PathBuf::from("/tmp/l")));
     }
 
     #[test]

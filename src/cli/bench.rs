@@ -15,7 +15,9 @@ use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use std::io::IsTerminal;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -126,6 +128,9 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         bar.finish_and_clear();
     }
     node.stop();
+    if let Some(path) = &args.latencies {
+        write_latencies(path, &total)?;
+    }
     let ops = (total.reads.len() + total.writes.len()) as u64;
     let secs = elapsed.as_secs_f64();
     let report = BenchReport {
@@ -188,6 +193,26 @@ async fn closed_loop(client: Client, shape: Shape, end: Instant, done: Arc<Atomi
     }
     client.stop();
     tally
+}
+
+/// Writes every latency to `path`, one per line: `read US` or `write US`.
+fn write_latencies(path: &Path, tally: &Tally) -> Result<(), CliError> {
+    let what = format!("writing latencies to {}", path.display());
+    let file = File::create(path).map_err(CliError::io(what.clone()))?;
+    let mut out = BufWriter::new(file);
+    latency_lines(&mut out, tally)
+        .and_then(|()| out.flush())
+        .map_err(CliError::io(what))
+}
+
+/// The lines of the `--latencies` file.
+fn latency_lines(out: &mut impl Write, tally: &Tally) -> std::io::Result<()> {
+    for (kind, samples) in [("read", &tally.reads), ("write", &tally.writes)] {
+        for us in samples.micros() {
+            writeln!(out, "{kind} {us}")?;
+        }
+    }
+    Ok(())
 }
 
 /// A progress bar over the duration, only when stderr is a terminal.
@@ -289,5 +314,19 @@ mod tests {
             assert!(v["read"].get(field).is_some(), "read.{field} missing");
         }
         assert!(table(&r).contains("write"));
+    }
+
+    #[test]
+    fn the_latencies_file_has_one_line_per_operation_with_its_kind() {
+        let mut tally = Tally::default();
+        tally.reads.record(Duration::from_micros(120));
+        tally.writes.record(Duration::from_micros(456));
+        tally.writes.record(Duration::from_millis(2));
+        let mut out = Vec::new();
+        latency_lines(&mut out, &tally).expect("writes to memory");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "read 120\nwrite 456\nwrite 2000\n"
+        );
     }
 }

@@ -33,6 +33,11 @@ impl Samples {
         self.0.len()
     }
 
+    /// The samples in microseconds, in the order recorded (merged runs one after another).
+    pub fn micros(&self) -> &[u64] {
+        &self.0
+    }
+
     /// Summarises the samples taken over `elapsed`.
     pub fn summary(mut self, elapsed: Duration) -> Summary {
         self.0.sort_unstable();
