@@ -288,7 +288,7 @@ async fn client_loop(
         let op = plan_operation(&mut rng, id, n, keys);
         let pending = recorder.call(id, op.kind, &op.key, &op.value);
         match client
-            .run(kv_kind(op.kind), &op.key, &op.value, Some(op_timeout))
+            .run(op.kind, &op.key, &op.value, Some(op_timeout))
             .await
         {
             Ok(result) => pending.returned(result),
@@ -302,14 +302,6 @@ async fn client_loop(
     }
     client.stop();
     Ok(n)
-}
-
-fn kv_kind(kind: OpKind) -> kv_app::ops::OpKind {
-    match kind {
-        OpKind::Read => kv_app::ops::OpKind::Read,
-        OpKind::Write => kv_app::ops::OpKind::Write,
-        OpKind::WriteHash => kv_app::ops::OpKind::WriteHash,
-    }
 }
 
 /// Applies the nemesis's actions to in-memory nodes with the kv app's fault calls,

@@ -7,8 +7,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What an operation does to its key.
+/// What an operation does to its key; spelt `read`, `write`, `write-hash` in text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OpKind {
     /// Returns the key's value, `""` if it was never written.
     Read,

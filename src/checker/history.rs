@@ -2,34 +2,15 @@
 //! operation (the `paxoskv client --pipe` output plus client id and call/return times),
 //! parsed into [`Operation`]s and written back the same way. See `docs/history-format.md`.
 
-use std::fmt;
 use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
 use super::CheckError;
 
-/// The kind of a key-value operation, spelt in JSON as `read`, `write` or `write-hash`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OpKind {
-    /// `read(k) -> v`: the current value, `""` for a key never written.
-    Read,
-    /// `write(k, v) -> v`: stores `v` and returns it.
-    Write,
-    /// `write_hash(k, v) -> prev`: stores `hash(prev ++ v)` and returns `prev`.
-    WriteHash,
-}
-
-impl fmt::Display for OpKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OpKind::Read => "read",
-            OpKind::Write => "write",
-            OpKind::WriteHash => "write-hash",
-        })
-    }
-}
+/// The kind of a key-value operation (the service's own type), spelt in JSON as `read`,
+/// `write` or `write-hash`.
+pub use kv_app::ops::OpKind;
 
 /// How an operation ended, as far as its client knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
