@@ -20,7 +20,8 @@ pub struct Waits {
     pub first: Duration,
     /// The longest wait for a decision.
     pub longest: Duration,
-    /// How long to wait for the DB manager before asking again (it may be restarting).
+    /// How long to wait for the batcher's `Proposed` or the DB manager's `Updated` before
+    /// asking again (either may be restarting).
     pub db_manager: Duration,
 }
 

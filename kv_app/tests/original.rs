@@ -62,24 +62,30 @@ async fn readers_agree(c: &Cluster, key: &str) -> String {
     values.remove(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_clients() {
-    let seed = seed("concurrent_clients");
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let c = Cluster::new("conc", 3).await;
+/// `rounds` rounds of short-lived clients on key "k", each followed by one reader per
+/// server: the readers agree, on a value that was written.
+async fn rounds_of_clients(c: &Cluster, rng: &mut ChaCha8Rng, seed: u64, rounds: usize) {
     let mut all_written = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..rounds {
         within(
             "round of clients",
-            round_of_clients(&c, &mut rng, "k", &mut all_written),
+            round_of_clients(c, rng, "k", &mut all_written),
         )
         .await;
-        let v = within("readers", readers_agree(&c, "k")).await;
+        let v = within("readers", readers_agree(c, "k")).await;
         assert!(
             all_written.contains(&v),
             "seed {seed}: final {v:?} never written"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients() {
+    let seed = seed("concurrent_clients");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let c = Cluster::new("conc", 3).await;
+    rounds_of_clients(&c, &mut rng, seed, 20).await;
     c.wait_replicas_equal().await;
 }
 
@@ -126,19 +132,7 @@ async fn unreliable_messages() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let c = Cluster::new("unrel", 3).await;
     c.set_unreliable(0.2, seed);
-    let mut all_written = Vec::new();
-    for _ in 0..5 {
-        within(
-            "round of clients",
-            round_of_clients(&c, &mut rng, "k", &mut all_written),
-        )
-        .await;
-        let v = within("readers", readers_agree(&c, "k")).await;
-        assert!(
-            all_written.contains(&v),
-            "seed {seed}: final {v:?} never written"
-        );
-    }
+    rounds_of_clients(&c, &mut rng, seed, 5).await;
     c.set_unreliable(0.0, seed);
     c.wait_replicas_equal().await;
 }
