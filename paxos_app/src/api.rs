@@ -24,13 +24,6 @@ pub struct Decided<V> {
     pub value: V,
 }
 
-/// API -> proposer: propose `value` for `seq`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct StartInstance<V> {
-    pub(crate) seq: u64,
-    pub(crate) value: V,
-}
-
 /// Errors starting Paxos on a node.
 #[derive(Debug, thiserror::Error)]
 pub enum PaxosError {
@@ -50,6 +43,12 @@ pub struct PaxosOptions {
     pub resend: Duration,
     /// How often the learner looks for instances it missed and asks the other peers.
     pub catch_up: Duration,
+    /// The peer (index in the peer list) whose proposer runs Multi-Paxos: one
+    /// `PrepareFrom` for all later instances, then `Accept` only while no other proposer
+    /// intervenes. `None` (the default): basic Paxos everywhere, as in the original. Give
+    /// it only when the application sends its proposals to that peer (the kv service
+    /// does); proposers that all lease break each other's leases.
+    pub distinguished_proposer: Option<usize>,
 }
 
 impl Default for PaxosOptions {
@@ -58,6 +57,7 @@ impl Default for PaxosOptions {
             answer_timeout: Duration::from_millis(500),
             resend: Duration::from_millis(30),
             catch_up: Duration::from_millis(30),
+            distinguished_proposer: None,
         }
     }
 }
@@ -146,6 +146,7 @@ pub fn prepare<V: PaxosValue>(
     let config = ProposerConfig {
         answer_timeout_ms: millis(opts.answer_timeout),
         resend_ms: millis(opts.resend),
+        lease: opts.distinguished_proposer == Some(me),
     };
     let tables = Arc::new(Tables::new(node.clone(), peers, me, config));
     let spec = SupervisorSpec::new(Strategy::OneForOne)
@@ -160,15 +161,24 @@ pub fn prepare<V: PaxosValue>(
 
 impl<V: PaxosValue> Paxos<V> {
     /// Proposes `value` for instance `seq` and returns at once. An instance already
-    /// forgotten (below `min`) is ignored, as in the original.
+    /// forgotten (below `min`) is ignored, as in the original; one already decided here is
+    /// not proposed again.
+    ///
+    /// The proposer's machine runs here, in the caller (its state is in the node's tables),
+    /// and sends the first requests at once; the proposer process takes the replies and
+    /// the timers. That saves a process wake-up on every operation's path.
     pub fn start(&self, seq: u64, value: V) {
-        if seq == 0 || seq < self.min() || self.tables.is_stopped() {
+        let t = &self.tables;
+        if seq == 0 || seq < self.min() || t.is_stopped() {
             return;
         }
-        self.tables.learner.write().note_seq(seq);
-        self.tables
-            .node
-            .send(None, PROPOSER, StartInstance { seq, value });
+        t.learner.write().note_seq(seq);
+        if t.learner.read().decided(seq).is_some() {
+            return;
+        }
+        let now = t.now_ms();
+        let out = t.proposer.lock().start(seq, value, now);
+        t.dispatch_from_proposer(t.node.whereis(PROPOSER).as_ref(), out);
     }
 
     /// What this peer knows of `seq`, from local state only.
@@ -236,6 +246,11 @@ impl<V: PaxosValue> Paxos<V> {
             accept: c.accept.load(Ordering::Relaxed),
             decided: c.decided.load(Ordering::Relaxed),
         }
+    }
+
+    /// Every peer's node, in peer-list order (the same on every peer).
+    pub fn peers(&self) -> &[NodeName] {
+        &self.tables.peers
     }
 
     /// This peer's index in the peer list.

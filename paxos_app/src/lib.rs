@@ -9,7 +9,6 @@ pub mod core;
 mod processes;
 pub mod tables;
 
-pub(crate) use api::StartInstance;
 pub use api::{
     Decided, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, prepare, start, start_with,
 };

@@ -2,10 +2,10 @@
 //! around the pure machines of [`crate::core`]: each takes a message, runs its machine
 //! (whose state sits in the node's [`Tables`]) and sends what the machine returns.
 
+use crate::PaxosValue;
 use crate::core::Message as PaxosMessage;
 use crate::core::{Body, Outgoing, Role, Seq, Target};
 use crate::tables::Tables;
-use crate::{PaxosValue, StartInstance};
 use rand::Rng;
 use runtime::Process;
 use std::sync::Arc;
@@ -88,8 +88,12 @@ pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, ca
     }
 }
 
-/// The proposer: starts instances the application asks for, drives them with the
-/// acceptors' replies, retries failed attempts when their backoff has passed.
+/// The longest the proposer sleeps: [`crate::Paxos::start`] runs the proposer's machine
+/// in its caller, so a new instance's first deadline is noticed at the latest this late.
+const PROPOSER_POLL: Duration = Duration::from_millis(20);
+
+/// The proposer: drives the instances [`crate::Paxos::start`] began with the acceptors'
+/// replies, and retries failed attempts when their backoff has passed.
 pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
     loop {
         let wait = t
@@ -97,7 +101,8 @@ pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
             .lock()
             .next_deadline_ms()
             .map(|d| Duration::from_millis(d.saturating_sub(t.now_ms())))
-            .unwrap_or(Duration::from_secs(3600));
+            .unwrap_or(PROPOSER_POLL)
+            .min(PROPOSER_POLL);
         let received = p.recv_timeout(wait).await;
         if t.is_stopped() {
             continue;
@@ -109,35 +114,19 @@ pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
                     .lock()
                     .tick(now, |_, failures| backoff_ms(failures))
             }
-            Some(env) => match env.downcast::<StartInstance<V>>() {
-                Ok(StartInstance { seq, value }) => {
-                    let known = t.learner.read().decided(seq).cloned();
-                    match known {
-                        Some(value) => {
-                            // Decided already: nothing to propose; the learner has it.
-                            t.learn(seq, value);
-                            Vec::new()
-                        }
-                        None => {
-                            let now = t.now_ms();
-                            t.proposer.lock().start(seq, value, now)
-                        }
-                    }
+            Some(env) => match env.downcast::<PaxosMessage<V>>() {
+                Ok(msg) => {
+                    // A `Decided` from an acceptor that knew it is learned here too.
+                    t.observe(&msg);
+                    let now = t.now_ms();
+                    t.proposer.lock().handle(&msg, now)
                 }
-                Err(env) => match env.downcast::<PaxosMessage<V>>() {
-                    Ok(msg) => {
-                        // A `Decided` from an acceptor that knew it is learned here too.
-                        t.observe(&msg);
-                        let now = t.now_ms();
-                        t.proposer.lock().handle(&msg, now)
-                    }
-                    Err(_) => {
-                        log::debug!("paxos_proposer: unexpected message");
-                        Vec::new()
-                    }
-                },
+                Err(_) => {
+                    log::debug!("paxos_proposer: unexpected message");
+                    Vec::new()
+                }
             },
         };
-        t.send_all(p.pid(), out);
+        t.dispatch_from_proposer(Some(p.pid()), out);
     }
 }

@@ -11,7 +11,7 @@ use crate::core::{
 use crate::{Decided, PaxosValue};
 use parking_lot::{Mutex, RwLock};
 use runtime::{Node, NodeName, Pid};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -73,29 +73,81 @@ impl<V: PaxosValue> Tables<V> {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// This peer's `done` and `max`, which every message it sends carries.
+    fn watermarks(&self) -> (Seq, Seq) {
+        let l = self.learner.read();
+        (l.local_done(), l.max())
+    }
+
     /// Sends the machines' outgoing messages, stamped with this peer's id and `done`.
     pub(crate) fn send_all(&self, from: &Pid, out: Vec<Outgoing<V>>) {
         if out.is_empty() {
             return;
         }
-        let (done, max) = {
-            let l = self.learner.read();
-            (l.local_done(), l.max())
-        };
+        let (done, max) = self.watermarks();
         for o in out {
             let (target, msg) = o.stamp(self.me, done, max);
             match target {
-                Target::Peer(peer, role) => self.send_to(from, peer, role, msg),
+                Target::Peer(peer, role) => self.send_to(Some(from), peer, role, msg),
                 Target::AllPeers(role) => {
                     for peer in 0..self.peers.len() {
-                        self.send_to(from, peer, role, msg.clone());
+                        self.send_to(Some(from), peer, role, msg.clone());
                     }
                 }
             }
         }
     }
 
-    fn send_to(&self, from: &Pid, peer: PeerId, role: Role, msg: Message<V>) {
+    /// Sends what the proposer's machine returned. Messages for this peer's own acceptor
+    /// and learner are handled right here, in the caller, instead of through their
+    /// mailboxes, and the acceptor's answer goes straight back into the proposer, until
+    /// nothing is left for this peer: four process wake-ups fewer per instance on an
+    /// operation's path. Other peers' messages go out first. The acceptor and learner
+    /// processes still take everything other peers send.
+    pub(crate) fn dispatch_from_proposer(&self, from: Option<&Pid>, out: Vec<Outgoing<V>>) {
+        let mut queue: VecDeque<Outgoing<V>> = out.into();
+        while let Some(o) = queue.pop_front() {
+            let (done, max) = self.watermarks();
+            let (target, msg) = o.stamp(self.me, done, max);
+            match target {
+                Target::Peer(peer, role) if peer == self.me => {
+                    queue.extend(self.handle_locally(role, msg));
+                }
+                Target::Peer(peer, role) => self.send_to(from, peer, role, msg),
+                Target::AllPeers(role) => {
+                    for peer in (0..self.peers.len()).filter(|&peer| peer != self.me) {
+                        self.send_to(from, peer, role, msg.clone());
+                    }
+                    queue.extend(self.handle_locally(role, msg));
+                }
+            }
+        }
+    }
+
+    /// What this peer's `role` machine does with a message from this peer's proposer.
+    fn handle_locally(&self, role: Role, msg: Message<V>) -> Vec<Outgoing<V>> {
+        match role {
+            Role::Acceptor => {
+                self.count(&msg.body);
+                self.observe(&msg);
+                let known = self.learner.read().decided(msg.body.seq()).cloned();
+                let reply = self.acceptor.lock().handle(&msg, known.as_ref());
+                reply.into_iter().collect()
+            }
+            Role::Learner => {
+                self.count(&msg.body);
+                self.observe(&msg);
+                Vec::new()
+            }
+            Role::Proposer => {
+                self.observe(&msg);
+                let now = self.now_ms();
+                self.proposer.lock().handle(&msg, now)
+            }
+        }
+    }
+
+    fn send_to(&self, from: Option<&Pid>, peer: PeerId, role: Role, msg: Message<V>) {
         let Some(node) = self.peers.get(peer) else {
             log::warn!("paxos: no peer {peer}");
             return;
@@ -105,7 +157,7 @@ impl<V: PaxosValue> Tables<V> {
             Role::Proposer => PROPOSER,
             Role::Learner => LEARNER,
         };
-        self.node.send(Some(from), (name, node), msg);
+        self.node.send(from, (name, node), msg);
     }
 
     /// Takes in any message that reached this peer: records the sender's `done` and the
@@ -122,14 +174,6 @@ impl<V: PaxosValue> Tables<V> {
         }
         if let Some(floor) = floor {
             self.forget_below(floor);
-        }
-    }
-
-    /// Records a decision known here (e.g. handed over by the proposer).
-    pub(crate) fn learn(&self, seq: Seq, value: V) {
-        let newly = self.learner.write().learn(seq, value);
-        if newly {
-            self.announce(seq);
         }
     }
 
@@ -193,7 +237,7 @@ impl<V: PaxosValue> Tables<V> {
     /// Counts a request that reached this peer.
     pub(crate) fn count(&self, body: &Body<V>) {
         let c = match body {
-            Body::Prepare { .. } => &self.counts.prepare,
+            Body::Prepare { .. } | Body::PrepareFrom { .. } => &self.counts.prepare,
             Body::Accept { .. } => &self.counts.accept,
             Body::Decided { .. } => &self.counts.decided,
             _ => return,

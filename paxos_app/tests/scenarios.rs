@@ -294,3 +294,71 @@ async fn partitions() {
         }
     }
 }
+
+fn distinguished(proposer: usize) -> paxos_app::PaxosOptions {
+    paxos_app::PaxosOptions {
+        distinguished_proposer: Some(proposer),
+        ..Default::default()
+    }
+}
+
+/// The distinguished proposer runs phase 1 once (`PrepareFrom`) and then only `Accept`:
+/// twenty instances cost each acceptor one prepare and twenty accepts. Another peer's
+/// basic-Paxos proposal for one instance takes only that instance; the lease goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinguished_proposer_prepares_once_for_all_instances() {
+    let c: Cluster<u64> = Cluster::with_options("lease", 3, distinguished(0)).await;
+    for seq in 1..=20 {
+        c.px(0).start(seq, seq * 10);
+        c.wait_n(seq, 3).await;
+    }
+    for i in 0..3 {
+        let r = c.px(i).requests_received();
+        assert_eq!(r.prepare, 1, "peer {i}: one PrepareFrom for all twenty");
+        assert!(r.accept >= 20, "peer {i}: {} accepts", r.accept);
+    }
+    c.px(1).start(21, 211);
+    c.wait_n(21, 3).await;
+    assert_eq!(c.px(0).status(21), Status::Decided(211));
+    c.px(0).start(22, 220);
+    c.wait_n(22, 3).await;
+    assert_eq!(c.px(2).status(22), Status::Decided(220));
+    let prepares: u64 = (0..3).map(|i| c.px(i).requests_received().prepare).sum();
+    assert_eq!(
+        prepares,
+        3 + 3,
+        "peer 1's own prepare for 21, and no new lease for 22"
+    );
+}
+
+/// The distinguished proposer and a basic-Paxos peer racing for the same instances, and
+/// the leasing peer cut off while the others go on: every instance is still decided once,
+/// the same everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinguished_proposer_contended_and_partitioned() {
+    let c: Cluster<u64> = Cluster::with_options("leasecut", 3, distinguished(0)).await;
+    for seq in 1..=10 {
+        c.px(0).start(seq, seq * 10);
+        c.px(1).start(seq, seq * 10 + 1);
+        c.wait_n(seq, 3).await;
+    }
+    c.partition(&[&[0], &[1, 2]]);
+    for seq in 11..=15 {
+        c.px(0).start(seq, seq * 10);
+        c.px(2).start(seq, seq * 10 + 2);
+        c.wait_majority(seq).await;
+    }
+    for seq in 11..=15 {
+        assert_eq!(c.px(0).status(seq), Status::Pending, "peer 0 is cut off");
+    }
+    c.heal();
+    for seq in 16..=20 {
+        c.px(0).start(seq, seq * 10);
+    }
+    for seq in 11..=20 {
+        c.wait_n(seq, 3).await;
+    }
+    for seq in 11..=15 {
+        assert_eq!(c.px(0).status(seq), Status::Decided(seq * 10 + 2));
+    }
+}

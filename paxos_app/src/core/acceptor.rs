@@ -2,6 +2,8 @@
 //!
 //! Its whole state is [`AcceptorState`], a plain struct the driver keeps outside the
 //! acceptor process so that a restarted acceptor still honours what it promised.
+//! Besides the per-instance promises it keeps one standing promise from `PrepareFrom`
+//! (a Multi-Paxos lease): a ballot below which nothing is accepted from some instance on.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,10 @@ impl<V> Default for Slot<V> {
 pub struct AcceptorState<V> {
     slots: BTreeMap<Seq, Slot<V>>,
     floor: Seq,
+    /// The standing promise of a `PrepareFrom`: no ballot below `.1` is accepted for any
+    /// instance `>= .0`. A later `PrepareFrom` raises the ballot and only ever lowers the
+    /// start, so no instance loses a promise it was given.
+    blanket: Option<(Seq, Ballot)>,
 }
 
 impl<V> Default for AcceptorState<V> {
@@ -38,6 +44,7 @@ impl<V> Default for AcceptorState<V> {
         AcceptorState {
             slots: BTreeMap::new(),
             floor: 1,
+            blanket: None,
         }
     }
 }
@@ -56,6 +63,10 @@ impl<V: Value> AcceptorState<V> {
     /// no reply.
     pub fn handle(&mut self, msg: &Message<V>, known_decision: Option<&V>) -> Option<Outgoing<V>> {
         let seq = msg.body.seq();
+        if let Body::PrepareFrom { from, ballot } = msg.body {
+            let reply = self.prepare_from(from, ballot);
+            return Some(Outgoing::new(Target::Peer(msg.from, Role::Proposer), reply));
+        }
         if seq < self.floor {
             debug!(
                 "acceptor: ignoring {} for forgotten seq {seq}",
@@ -89,9 +100,18 @@ impl<V: Value> AcceptorState<V> {
         Some(Outgoing::new(Target::Peer(msg.from, Role::Proposer), reply))
     }
 
+    /// The standing promise's ballot for `seq` (zero when none covers it).
+    fn blanket_for(&self, seq: Seq) -> Ballot {
+        match self.blanket {
+            Some((from, ballot)) if seq >= from => ballot,
+            _ => Ballot::ZERO,
+        }
+    }
+
     fn prepare(&mut self, seq: Seq, ballot: Ballot) -> Body<V> {
-        let slot = self.slots.entry(seq).or_default();
-        if ballot >= slot.promised {
+        let promised = self.promised(seq);
+        if ballot >= promised {
+            let slot = self.slots.entry(seq).or_default();
             slot.promised = ballot;
             Body::Promise {
                 seq,
@@ -102,14 +122,15 @@ impl<V: Value> AcceptorState<V> {
             Body::Reject {
                 seq,
                 ballot,
-                promised: slot.promised,
+                promised,
             }
         }
     }
 
     fn accept(&mut self, seq: Seq, ballot: Ballot, value: &V) -> Body<V> {
-        let slot = self.slots.entry(seq).or_default();
-        if ballot >= slot.promised {
+        let promised = self.promised(seq);
+        if ballot >= promised {
+            let slot = self.slots.entry(seq).or_default();
             slot.promised = ballot;
             slot.accepted = Some((ballot, value.clone()));
             Body::Accepted { seq, ballot }
@@ -117,16 +138,49 @@ impl<V: Value> AcceptorState<V> {
             Body::Reject {
                 seq,
                 ballot,
-                promised: slot.promised,
+                promised,
             }
         }
     }
 
-    /// The highest ballot promised for `seq` ([`Ballot::ZERO`] if none).
+    /// Phase 1 for every instance `>= from` at once. Granted when `ballot` is at least
+    /// the standing promise; instances that promised more on their own keep that (and
+    /// will refuse the proposer's `Accept`, which ends its lease). The answer lists every
+    /// value accepted at or above `from`, so that the proposer re-proposes them.
+    fn prepare_from(&mut self, from: Seq, ballot: Ballot) -> Body<V> {
+        let standing = self.blanket.map_or(Ballot::ZERO, |(_, b)| b);
+        if ballot < standing {
+            return Body::Reject {
+                seq: from,
+                ballot,
+                promised: standing,
+            };
+        }
+        let start = self.blanket.map_or(from, |(old, _)| old.min(from));
+        self.blanket = Some((start, ballot));
+        let accepted = self
+            .slots
+            .range(from..)
+            .filter_map(|(&seq, slot)| {
+                slot.accepted
+                    .as_ref()
+                    .map(|(b, value)| (seq, *b, value.clone()))
+            })
+            .collect();
+        Body::PromiseFrom {
+            from,
+            ballot,
+            accepted,
+        }
+    }
+
+    /// The highest ballot promised for `seq`, on its own or by a standing promise
+    /// ([`Ballot::ZERO`] if none).
     pub fn promised(&self, seq: Seq) -> Ballot {
         self.slots
             .get(&seq)
             .map_or(Ballot::ZERO, |slot| slot.promised)
+            .max(self.blanket_for(seq))
     }
 
     /// The `(ballot, value)` accepted for `seq`, if any.

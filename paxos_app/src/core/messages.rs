@@ -64,6 +64,16 @@ pub enum Body<V> {
     /// stay silent. This is how a peer that was deaf, cut off or late catches up without
     /// its application starting the instance again.
     Query { seq: Seq },
+    /// Multi-Paxos phase 1a for every instance from `from` on at once: a proposer that
+    /// holds the resulting lease skips `Prepare` for those instances (see `lease.rs`).
+    PrepareFrom { from: Seq, ballot: Ballot },
+    /// The answer to `PrepareFrom`: promised for every instance `>= from`; `accepted`
+    /// lists each of those instances this acceptor accepted a value for.
+    PromiseFrom {
+        from: Seq,
+        ballot: Ballot,
+        accepted: Vec<(Seq, Ballot, V)>,
+    },
 }
 
 impl<V> Body<V> {
@@ -77,6 +87,7 @@ impl<V> Body<V> {
             | Body::Reject { seq, .. }
             | Body::Decided { seq, .. }
             | Body::Query { seq } => *seq,
+            Body::PrepareFrom { from, .. } | Body::PromiseFrom { from, .. } => *from,
         }
     }
 
@@ -90,6 +101,8 @@ impl<V> Body<V> {
             Body::Reject { .. } => "reject",
             Body::Decided { .. } => "decided",
             Body::Query { .. } => "query",
+            Body::PrepareFrom { .. } => "prepare_from",
+            Body::PromiseFrom { .. } => "promise_from",
         }
     }
 }

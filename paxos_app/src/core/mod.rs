@@ -23,6 +23,8 @@
 //! | `Reject{seq, ballot, promised}` | acceptor → proposer | refused: it promised the higher `promised`, so the proposer can jump its round |
 //! | `Decided{seq, value}` | proposer → every learner; acceptor → proposer or learner | the value is chosen |
 //! | `Query{seq}` | learner → other acceptors | "I missed `seq`": answered with `Decided` by an acceptor whose peer knows it |
+//! | `PrepareFrom{from, ballot}` | leasing proposer → every acceptor | phase 1a for every instance `>= from` at once (Multi-Paxos) |
+//! | `PromiseFrom{from, ballot, accepted}` | acceptor → proposer | phase 1b for all of them: every `(seq, ballot, value)` it accepted at or above `from` |
 //!
 //! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`], the
 //! sender's `done` watermark (the highest instance its application called done on, 0 if
@@ -39,6 +41,10 @@
 //! acceptors with `Query`; those whose peer knows the value answer `Decided`.
 //!
 //! Uncontended agreement costs one `Prepare`, one `Accept` and one `Decided` per peer.
+//! A proposer configured with [`ProposerConfig::lease`] (meant for one distinguished
+//! proposer) runs phase 1 once for all later instances and then sends only `Accept` and
+//! `Decided` while no other proposer prepares a higher ballot; the lease and the rules
+//! that keep it safe are in `lease.rs`.
 //! A proposer gives an attempt up when an acceptor rejects it, or when answers are still
 //! missing after [`ProposerConfig::answer_timeout_ms`]; it then retries with a higher
 //! ballot after a backoff the driver chooses (jitter included) in [`Proposer::tick`].
@@ -72,6 +78,7 @@
 mod acceptor;
 mod ballot;
 mod learner;
+mod lease;
 mod messages;
 mod proposer;
 mod quorum;

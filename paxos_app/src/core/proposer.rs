@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use log::debug;
 
+use super::lease::{Cover, Lease};
 use super::quorum::Votes;
 use super::{Ballot, Body, Message, Outgoing, PeerId, Role, Seq, Target, Value};
 
@@ -21,6 +22,11 @@ pub struct ProposerConfig {
     /// that have not answered yet (same ballot: acceptors answer a repeat the same way).
     /// On a lossy network this is what keeps an attempt alive without a new ballot.
     pub resend_ms: u64,
+    /// Multi-Paxos: run phase 1 once for every instance from the first one started on
+    /// (`PrepareFrom`), then only `Accept` while that lease lasts (see `lease.rs`). Meant
+    /// for one distinguished proposer; every ballot it uses is then above every ballot it
+    /// used before, for any instance.
+    pub lease: bool,
 }
 
 impl Default for ProposerConfig {
@@ -28,6 +34,7 @@ impl Default for ProposerConfig {
         ProposerConfig {
             answer_timeout_ms: 1_000,
             resend_ms: 50,
+            lease: false,
         }
     }
 }
@@ -47,6 +54,8 @@ enum Phase<V> {
         value: V,
         accepted: Votes,
     },
+    /// Waiting for the lease being acquired (its ballot is the instance's).
+    AwaitingLease,
     /// Given up (rejected or timed out) at `since_ms`; retried at `retry_at_ms`, which the
     /// next tick fills in from the driver's backoff.
     Failed {
@@ -79,6 +88,10 @@ pub struct Proposer<V> {
     config: ProposerConfig,
     instances: BTreeMap<Seq, Instance<V>>,
     floor: Seq,
+    /// The lease, when `config.lease` is on.
+    lease: Lease<V>,
+    /// The highest ballot this proposer used or heard of, for any instance.
+    max_ballot: Ballot,
 }
 
 impl<V: Value> Proposer<V> {
@@ -94,6 +107,8 @@ impl<V: Value> Proposer<V> {
             config,
             instances: BTreeMap::new(),
             floor: 1,
+            lease: Lease::Idle,
+            max_ballot: Ballot::ZERO,
         }
     }
 
@@ -104,6 +119,19 @@ impl<V: Value> Proposer<V> {
     pub fn start(&mut self, seq: Seq, value: V, now_ms: u64) -> Vec<Outgoing<V>> {
         if seq == 0 || seq < self.floor || self.instances.contains_key(&seq) {
             return Vec::new();
+        }
+        if self.config.lease {
+            let mut instance = Instance {
+                own_value: value,
+                ballot: Ballot::ZERO,
+                highest_seen: Ballot::ZERO,
+                failures: 0,
+                last_sent_ms: now_ms,
+                phase: Phase::AwaitingLease,
+            };
+            let out = self.launch_leased(seq, &mut instance, now_ms);
+            self.instances.insert(seq, instance);
+            return out;
         }
         let ballot = Ballot::ZERO.next_for(self.me);
         debug!("proposer {}: start seq {seq} at ballot {ballot}", self.me);
@@ -135,6 +163,36 @@ impl<V: Value> Proposer<V> {
     pub fn handle(&mut self, msg: &Message<V>, now_ms: u64) -> Vec<Outgoing<V>> {
         let seq = msg.body.seq();
         let me = self.me;
+        match &msg.body {
+            Body::PromiseFrom {
+                from,
+                ballot,
+                accepted,
+            } => {
+                for (_, accepted_ballot, _) in accepted {
+                    self.max_ballot = self.max_ballot.max(*accepted_ballot);
+                }
+                if !self.lease.promised(msg.from, *from, *ballot, accepted) {
+                    return Vec::new();
+                }
+                debug!("proposer {me}: lease at {ballot} from seq {from} held");
+                return self.launch_waiting(now_ms);
+            }
+            Body::Reject {
+                ballot, promised, ..
+            } => {
+                self.max_ballot = self.max_ballot.max(*promised);
+                if self.lease.end_if(*ballot) {
+                    debug!("proposer {me}: lease at {ballot} refused, {promised} promised");
+                    self.fail_waiting(now_ms);
+                }
+            }
+            Body::Promise {
+                accepted: Some((accepted_ballot, _)),
+                ..
+            } => self.max_ballot = self.max_ballot.max(*accepted_ballot),
+            _ => {}
+        }
         let Some(instance) = self.instances.get_mut(&seq) else {
             return Vec::new();
         };
@@ -239,7 +297,97 @@ impl<V: Value> Proposer<V> {
                     Body::Decided { seq, value },
                 )]
             }
-            Body::Prepare { .. } | Body::Accept { .. } | Body::Query { .. } => Vec::new(),
+            Body::Prepare { .. }
+            | Body::Accept { .. }
+            | Body::Query { .. }
+            | Body::PrepareFrom { .. }
+            | Body::PromiseFrom { .. } => Vec::new(),
+        }
+    }
+
+    /// A ballot above every ballot this proposer used or heard of (and above `seen`).
+    fn fresh_ballot(&mut self, seen: Ballot) -> Ballot {
+        let ballot = self.max_ballot.max(seen).next_for(self.me);
+        self.max_ballot = ballot;
+        ballot
+    }
+
+    /// Starts the next attempt of `seq` in lease mode: `Accept` under the held lease,
+    /// wait for the lease being acquired, or start acquiring one from `seq`; an instance
+    /// below the lease's start runs its own phase 1.
+    fn launch_leased(
+        &mut self,
+        seq: Seq,
+        instance: &mut Instance<V>,
+        now_ms: u64,
+    ) -> Vec<Outgoing<V>> {
+        instance.last_sent_ms = now_ms;
+        match self.lease.cover(seq) {
+            Cover::Held(ballot) => {
+                let value = self.lease.value_for(seq, &instance.own_value);
+                instance.ballot = ballot;
+                instance.phase = Phase::Accepting {
+                    since_ms: now_ms,
+                    value: value.clone(),
+                    accepted: Votes::new(self.peers),
+                };
+                vec![Outgoing::new(
+                    Target::AllPeers(Role::Acceptor),
+                    Body::Accept { seq, ballot, value },
+                )]
+            }
+            Cover::Pending(ballot) => {
+                instance.ballot = ballot;
+                instance.phase = Phase::AwaitingLease;
+                Vec::new()
+            }
+            Cover::No => {
+                let ballot = self.fresh_ballot(instance.highest_seen);
+                instance.ballot = ballot;
+                instance.highest_seen = ballot;
+                if self.lease.is_idle() {
+                    debug!(
+                        "proposer {}: acquiring a lease at {ballot} from seq {seq}",
+                        self.me
+                    );
+                    instance.phase = Phase::AwaitingLease;
+                    vec![self.lease.begin(ballot, seq, self.peers, now_ms)]
+                } else {
+                    instance.phase = self.preparing(now_ms);
+                    vec![prepare(seq, ballot)]
+                }
+            }
+        }
+    }
+
+    /// The lease is held: every instance that waited for it goes on.
+    fn launch_waiting(&mut self, now_ms: u64) -> Vec<Outgoing<V>> {
+        let waiting: Vec<Seq> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| matches!(i.phase, Phase::AwaitingLease))
+            .map(|(&seq, _)| seq)
+            .collect();
+        let mut out = Vec::new();
+        for seq in waiting {
+            if let Some(mut instance) = self.instances.remove(&seq) {
+                out.extend(self.launch_leased(seq, &mut instance, now_ms));
+                self.instances.insert(seq, instance);
+            }
+        }
+        out
+    }
+
+    /// The lease was lost before it was held: every instance that waited for it failed.
+    fn fail_waiting(&mut self, now_ms: u64) {
+        for instance in self.instances.values_mut() {
+            if matches!(instance.phase, Phase::AwaitingLease) {
+                instance.failures += 1;
+                instance.phase = Phase::Failed {
+                    since_ms: now_ms,
+                    retry_at_ms: None,
+                };
+            }
         }
     }
 
@@ -255,10 +403,16 @@ impl<V: Value> Proposer<V> {
         now_ms: u64,
         mut backoff_ms: impl FnMut(Seq, u32) -> u64,
     ) -> Vec<Outgoing<V>> {
-        let mut out = Vec::new();
         let timeout = self.config.answer_timeout_ms;
         let resend = self.config.resend_ms;
         let peers = self.peers;
+        let (mut out, lease_given_up) = self.lease.tick(now_ms, timeout, resend, peers);
+        if lease_given_up {
+            debug!("proposer {}: no lease: promises missing", self.me);
+            self.fail_waiting(now_ms);
+        }
+        let leased = self.config.lease;
+        let mut retry_leased = Vec::new();
         for (&seq, instance) in self.instances.iter_mut() {
             if now_ms >= instance.last_sent_ms.saturating_add(resend) {
                 let ballot = instance.ballot;
@@ -321,7 +475,9 @@ impl<V: Value> Proposer<V> {
                 let failures = instance.failures;
                 let retry_at = *retry_at_ms
                     .get_or_insert_with(|| since_ms.saturating_add(backoff_ms(seq, failures)));
-                if now_ms >= retry_at {
+                if now_ms >= retry_at && leased {
+                    retry_leased.push(seq);
+                } else if now_ms >= retry_at {
                     instance.ballot = instance.ballot.max(instance.highest_seen).next_for(self.me);
                     instance.highest_seen = instance.ballot;
                     debug!(
@@ -338,6 +494,13 @@ impl<V: Value> Proposer<V> {
                 }
             }
         }
+        for seq in retry_leased {
+            if let Some(mut instance) = self.instances.remove(&seq) {
+                debug!("proposer {}: seq {seq} retries", self.me);
+                out.extend(self.launch_leased(seq, &mut instance, now_ms));
+                self.instances.insert(seq, instance);
+            }
+        }
         out
     }
 
@@ -346,17 +509,23 @@ impl<V: Value> Proposer<V> {
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let timeout = self.config.answer_timeout_ms;
         let resend = self.config.resend_ms;
-        self.instances
+        let instances = self
+            .instances
             .values()
-            .map(|instance| match instance.phase {
-                Phase::Preparing { since_ms, .. } | Phase::Accepting { since_ms, .. } => since_ms
-                    .saturating_add(timeout)
-                    .min(instance.last_sent_ms.saturating_add(resend)),
+            .filter_map(|instance| match instance.phase {
+                Phase::Preparing { since_ms, .. } | Phase::Accepting { since_ms, .. } => Some(
+                    since_ms
+                        .saturating_add(timeout)
+                        .min(instance.last_sent_ms.saturating_add(resend)),
+                ),
                 Phase::Failed {
                     since_ms,
                     retry_at_ms,
-                } => retry_at_ms.unwrap_or(since_ms),
-            })
+                } => Some(retry_at_ms.unwrap_or(since_ms)),
+                Phase::AwaitingLease => None,
+            });
+        instances
+            .chain(self.lease.deadline_ms(timeout, resend))
             .min()
     }
 
@@ -383,6 +552,7 @@ impl<V: Value> Proposer<V> {
         }
         let before = self.instances.len();
         self.instances = self.instances.split_off(&min);
+        self.lease.forget_below(min);
         self.floor = min;
         before - self.instances.len()
     }
@@ -418,6 +588,7 @@ mod tests {
             ProposerConfig {
                 answer_timeout_ms: TIMEOUT,
                 resend_ms: u64::MAX,
+                lease: false,
             },
         )
     }
@@ -463,6 +634,7 @@ mod tests {
             ProposerConfig {
                 answer_timeout_ms: 1_000,
                 resend_ms: 50,
+                lease: false,
             },
         );
         p.start(1, 7, 0);
@@ -798,5 +970,143 @@ mod tests {
             "a forgotten instance is not started"
         );
         assert_eq!(p.forget_below(1), 0);
+    }
+
+    fn leasing(me: PeerId, peers: usize) -> Proposer<u32> {
+        Proposer::new(
+            me,
+            peers,
+            ProposerConfig {
+                answer_timeout_ms: TIMEOUT,
+                resend_ms: u64::MAX,
+                lease: true,
+            },
+        )
+    }
+
+    fn promise_from(
+        peer: PeerId,
+        from_seq: Seq,
+        ballot: Ballot,
+        accepted: Vec<(Seq, Ballot, u32)>,
+    ) -> Message<u32> {
+        from(
+            peer,
+            Body::PromiseFrom {
+                from: from_seq,
+                ballot,
+                accepted,
+            },
+        )
+    }
+
+    fn accept_all(seq: Seq, ballot: Ballot, value: u32) -> Outgoing<u32> {
+        Outgoing::new(
+            Target::AllPeers(Role::Acceptor),
+            Body::Accept { seq, ballot, value },
+        )
+    }
+
+    #[test]
+    fn a_leasing_proposer_prepares_once_then_only_accepts() {
+        let mut p = leasing(0, 3);
+        let b = Ballot::new(1, 0);
+        assert_eq!(
+            p.start(4, 40, 0),
+            vec![Outgoing::new(
+                Target::AllPeers(Role::Acceptor),
+                Body::PrepareFrom { from: 4, ballot: b }
+            )]
+        );
+        assert!(p.start(5, 50, 0).is_empty(), "waits for the lease");
+        assert!(p.handle(&promise_from(0, 4, b, vec![]), 1).is_empty());
+        let mut accepts = p.handle(&promise_from(2, 4, b, vec![]), 2);
+        accepts.sort_by_key(|o| o.body.seq());
+        assert_eq!(accepts, vec![accept_all(4, b, 40), accept_all(5, b, 50)]);
+        assert_eq!(
+            p.start(6, 60, 3),
+            vec![accept_all(6, b, 60)],
+            "no phase 1 under the lease"
+        );
+        p.handle(&accepted(0, 6, b), 4);
+        assert_eq!(
+            p.handle(&accepted(1, 6, b), 5),
+            vec![Outgoing::new(
+                Target::AllPeers(Role::Learner),
+                Body::Decided { seq: 6, value: 60 }
+            )]
+        );
+        assert_eq!(
+            p.start(2, 20, 6),
+            vec![prepare(2, Ballot::new(2, 0))],
+            "below the lease's start: its own phase 1, at a ballot never used"
+        );
+    }
+
+    #[test]
+    fn a_lease_proposes_the_values_its_promises_report() {
+        let mut p = leasing(1, 3);
+        let b = Ballot::new(1, 1);
+        p.start(1, 10, 0);
+        p.handle(&promise_from(0, 1, b, vec![(1, Ballot::new(1, 0), 7)]), 1);
+        let out = p.handle(
+            &promise_from(
+                2,
+                1,
+                b,
+                vec![(1, Ballot::new(1, 2), 8), (3, Ballot::new(1, 2), 9)],
+            ),
+            1,
+        );
+        assert_eq!(out, vec![accept_all(1, b, 8)], "the highest ballot wins");
+        assert_eq!(p.start(3, 30, 2), vec![accept_all(3, b, 9)]);
+        assert_eq!(p.start(2, 20, 2), vec![accept_all(2, b, 20)]);
+    }
+
+    #[test]
+    fn a_refused_lease_ends_and_the_retry_takes_a_higher_one() {
+        let mut p = leasing(0, 3);
+        let b = Ballot::new(1, 0);
+        p.start(1, 10, 0);
+        p.handle(&promise_from(0, 1, b, vec![]), 1);
+        p.handle(&promise_from(1, 1, b, vec![]), 1);
+        let higher = Ballot::new(4, 2);
+        p.handle(
+            &from(
+                2,
+                Body::Reject {
+                    seq: 1,
+                    ballot: b,
+                    promised: higher,
+                },
+            ),
+            2,
+        );
+        assert!(
+            p.start(2, 20, 3)
+                == vec![Outgoing::new(
+                    Target::AllPeers(Role::Acceptor),
+                    Body::PrepareFrom {
+                        from: 2,
+                        ballot: Ballot::new(5, 0)
+                    }
+                )],
+            "the lease is gone: a new one, above the refusal"
+        );
+        let out = p.tick(3 + TIMEOUT, no_backoff);
+        assert_eq!(
+            out,
+            vec![Outgoing::new(
+                Target::AllPeers(Role::Acceptor),
+                Body::PrepareFrom {
+                    from: 1,
+                    ballot: Ballot::new(6, 0)
+                }
+            )],
+            "no promises came: given up, and retried with a fresh lease from the lowest \
+             waiting instance"
+        );
+        assert_eq!(p.ballot(1), Some(Ballot::new(6, 0)));
+        assert_eq!(p.ballot(2), Some(Ballot::new(6, 0)));
     }
 }

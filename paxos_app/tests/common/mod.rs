@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use paxos_app::{Paxos, PaxosValue, Status};
+use paxos_app::{Paxos, PaxosOptions, PaxosValue, Status};
 use runtime::transport::memory::Network;
 use runtime::{Node, NodeName, NodeRole};
 use std::collections::BTreeSet;
@@ -17,6 +17,7 @@ pub struct Cluster<V> {
     pub names: Vec<NodeName>,
     pub nodes: Vec<Option<Node>>,
     pub peers: Vec<Option<Paxos<V>>>,
+    pub options: PaxosOptions,
 }
 
 pub fn names(prefix: &str, n: usize) -> Vec<NodeName> {
@@ -42,12 +43,23 @@ impl<V: PaxosValue> Cluster<V> {
             names: names(prefix, n),
             nodes: (0..n).map(|_| None).collect(),
             peers: (0..n).map(|_| None).collect(),
+            options: PaxosOptions::default(),
         }
+    }
+
+    /// `n` peers, all started with `opts`.
+    pub async fn with_options(prefix: &str, n: usize, opts: PaxosOptions) -> Self {
+        let mut c = Self::empty(prefix, n);
+        c.options = opts;
+        for i in 0..n {
+            c.start_peer(i).await;
+        }
+        c
     }
 
     pub async fn start_peer(&mut self, i: usize) {
         let node = self.net.start_node(self.names[i].clone(), NodeRole::Server);
-        let px = paxos_app::start::<V>(&node, self.names.clone())
+        let px = paxos_app::start_with::<V>(&node, self.names.clone(), self.options)
             .await
             .expect("paxos starts");
         self.nodes[i] = Some(node);
