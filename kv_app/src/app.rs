@@ -5,6 +5,7 @@
 //! plus the original's fault calls (`Sordo`, `Escucha`, `Fiable`, `No_fiable`, and
 //! `allow`).
 
+use crate::batcher::{BatcherCounters, Forwarding};
 use crate::control::{self, NODE_CTL};
 use crate::db_manager::{self, HoleFilling, SharedStore};
 use crate::messages::{BATCHER, DB_MANAGER, KV_SERVER, KV_SUP, NODE_SUP};
@@ -15,6 +16,7 @@ use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
 use runtime::{ExitReason, Node, NodeName, Pid, ProcessInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Errors starting the kv application.
@@ -33,6 +35,8 @@ pub enum KvError {
 pub struct ServerOptions {
     pub waits: Waits,
     pub holes: HoleFilling,
+    /// Whether the batchers forward to the distinguished proposer (peer 0).
+    pub forwarding: Forwarding,
 }
 
 /// A running kv server node.
@@ -41,6 +45,7 @@ pub struct KvServer {
     node: Node,
     log: Log,
     store: SharedStore,
+    batcher: Arc<BatcherCounters>,
     sup: Pid,
 }
 
@@ -56,13 +61,21 @@ pub async fn start_server(
             node: node.name().to_string(),
         });
     }
+    // The leader the batchers forward to (peer 0) is also the proposer that holds a
+    // Multi-Paxos lease; without forwarding every node proposes, and leases would only
+    // break each other.
+    let paxos_opts = paxos_app::PaxosOptions {
+        distinguished_proposer: opts.forwarding.enabled.then_some(0),
+        ..Default::default()
+    };
     let (log, paxos_spec): (Log, _) =
-        paxos_app::prepare(node, peers, paxos_app::PaxosOptions::default())
+        paxos_app::prepare(node, peers, paxos_opts)
             .map_err(|e| KvError::Paxos(e.to_string()))?;
     let store = SharedStore::default();
+    let counters = Arc::new(BatcherCounters::default());
     let (db_log, db_store) = (log.clone(), store.clone());
     let srv_log = log.clone();
-    let batch_log = log.clone();
+    let (batch_log, batch_counters) = (log.clone(), counters.clone());
     let kv_spec = SupervisorSpec::new(Strategy::RestForOne)
         .intensity(10, Duration::from_secs(10))
         .child(ChildSpec::gen_server(
@@ -71,8 +84,8 @@ pub async fn start_server(
             move || db_manager::DbManager::new(db_log.clone(), db_store.clone(), opts.holes),
         ))
         .child(ChildSpec::new("kv_batcher", move |sup| {
-            let log = batch_log.clone();
-            let pid = sup.spawn_link(move |p| batcher::run(p, log));
+            let (log, counters) = (batch_log.clone(), batch_counters.clone());
+            let pid = sup.spawn_link(move |p| batcher::run(p, log, opts.forwarding, counters));
             register(sup.node(), BATCHER, &pid)?;
             Ok(pid)
         }))
@@ -84,7 +97,8 @@ pub async fn start_server(
                 waits: opts.waits,
             },
         ));
-    let (st_node, st_log, st_store) = (node.clone(), log.clone(), store.clone());
+    let (st_node, st_log, st_store, st_counters) =
+        (node.clone(), log.clone(), store.clone(), counters.clone());
     let node_spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(10))
         .child(ChildSpec::supervisor(
@@ -94,8 +108,13 @@ pub async fn start_server(
         ))
         .child(ChildSpec::supervisor("kv_sup", Some(KV_SUP), kv_spec))
         .child(ChildSpec::new("node_ctl", move |sup| {
-            let (n, l, s) = (st_node.clone(), st_log.clone(), st_store.clone());
-            let pid = sup.spawn_link(move |p| control::run(p, move || status_of(&n, &l, &s)));
+            let (n, l, s, c) = (
+                st_node.clone(),
+                st_log.clone(),
+                st_store.clone(),
+                st_counters.clone(),
+            );
+            let pid = sup.spawn_link(move |p| control::run(p, move || status_of(&n, &l, &s, &c)));
             register(sup.node(), NODE_CTL, &pid)?;
             Ok(pid)
         }));
@@ -106,6 +125,7 @@ pub async fn start_server(
         node: node.clone(),
         log,
         store,
+        batcher: counters,
         sup,
     })
 }
@@ -146,6 +166,15 @@ pub struct KvStatus {
     pub applied: u64,
     /// Results held for operations whose reference is not yet deleted.
     pub held_results: usize,
+    /// Batches this node's batcher proposed itself.
+    #[serde(default)]
+    pub proposed_locally: u64,
+    /// Batches this node's batcher forwarded to the distinguished proposer.
+    #[serde(default)]
+    pub forwarded: u64,
+    /// Forwards that went unanswered (each made this node propose itself for a while).
+    #[serde(default)]
+    pub forwards_timed_out: u64,
 }
 
 impl KvServer {
@@ -179,7 +208,7 @@ impl KvServer {
     }
 
     pub fn status(&self) -> NodeStatus {
-        status_of(&self.node, &self.log, &self.store)
+        status_of(&self.node, &self.log, &self.store, &self.batcher)
     }
 
     /// Orderly shutdown: the node supervisor stops its children in reverse start order
@@ -206,11 +235,12 @@ impl KvServer {
 }
 
 /// What `status` reports: read from local state only.
-fn status_of(node: &Node, log: &Log, store: &SharedStore) -> NodeStatus {
+fn status_of(node: &Node, log: &Log, store: &SharedStore, batcher: &BatcherCounters) -> NodeStatus {
     let (keys, applied, held_results) = {
         let store = store.lock();
         (store.len(), store.applied_through(), store.held_results())
     };
+    let batches = batcher.read();
     NodeStatus {
         node: node.name().to_string(),
         paxos: PaxosStatus {
@@ -223,6 +253,9 @@ fn status_of(node: &Node, log: &Log, store: &SharedStore) -> NodeStatus {
             keys,
             applied,
             held_results,
+            proposed_locally: batches.proposed_locally,
+            forwarded: batches.forwarded,
+            forwards_timed_out: batches.forwards_timed_out,
         },
         faults: node.fault_state(),
         traffic: node.stats(),

@@ -1,30 +1,59 @@
 //! The proposal batcher (registered as `kv_batcher`; not in the original): operation
-//! managers hand it their log entries, and it proposes them together, one batch at a time,
-//! at the next free instance, telling each manager which instance carries its entry.
-//! Concurrent operations on a node then share one Paxos instance instead of duelling for
-//! the same one; the operation manager still checks that the decided value carries its
-//! entry and asks again when another value won (a decided value may hold several
-//! operations: "carries my reference" means "contains").
+//! managers hand it their log entries, and the entries are proposed together, one batch
+//! at a time, at the next free instance; each manager is told which instance carries its
+//! entry. The operation manager still checks that the decided value carries its entry and
+//! asks again when another value won (a decided value may hold several operations:
+//! "carries my reference" means "contains"), so nothing here is needed for safety: it
+//! only decides who proposes what, and when.
 //!
-//! Delete-reference entries are not urgent (nobody waits for them): they ride with the
-//! next batch of operations, or go on their own after [`LAZY_DELETE`], so that a client's
-//! delete does not cost its next operation a Paxos round of its own.
+//! **Forwarding to the distinguished proposer.** Peer 0 (`Paxos::peers()[0]`, the same
+//! on every node) is the leader: its batcher proposes for the whole cluster. The batcher
+//! of any other node does not start instances itself: it sends its pending entries (up
+//! to [`MAX_BATCH`]) as one `Forward` to the leader's batcher, which adds them to its own
+//! pending entries and, when it launches an instance carrying some of them, answers that
+//! batcher with one `ForwardedAt { seq, entries }`; the follower then tells those
+//! entries' managers `Proposed { seq }`, and may forward its next batch (the managers,
+//! not the batcher, wait for the decision). So the nodes no longer duel for each
+//! instance. A forward split by the leader across launches is answered in parts.
 //!
-//! Batchers of different nodes still meet at the same instance. When a batcher's batch
-//! loses twice in a row, it waits a short random while (growing with the losses, at most
-//! a few milliseconds) before proposing again, so that the node that is winning keeps the
-//! instances flowing instead of every node duelling for each one; a win resets the wait.
-//! (A single loss is most often a stale `max`, and is retried at once.)
+//! **Failover.** A forward unanswered for [`Forwarding::patience`] (250 ms) makes the
+//! leader suspect for [`Forwarding::suspect_for`] (1 s): its entries come back to the
+//! follower, which proposes them itself, the old way, until the suspicion ends and it
+//! forwards again. A follower also proposes itself while the leader's node is not
+//! connected. A late `ForwardedAt` is still passed on (the managers check `carries`); the
+//! leader drops forwarded entries that waited longer than its patience (their follower
+//! proposes them itself by then). When the leader dies after answering, its instance is
+//! filled by the followers' DB managers (hole filling: an empty batch at a stalled
+//! instance) and the managers propose again; an instance the leader named but whose
+//! proposal never reached this node is proposed empty here after the patience, so that
+//! nobody waits on an instance nobody knows.
+//!
+//! **Proposing here** (the leader, a follower that suspects it, or every node when
+//! forwarding is off): one batch in flight at `max + 1`. Delete-reference entries are
+//! not urgent (nobody waits for them): they ride with the next batch of operations, or go
+//! on their own after [`LAZY_DELETE`], so that a client's delete does not cost its next
+//! operation a Paxos round of its own. When a batch loses twice in a row, the batcher
+//! waits a short random while (growing with the losses, at most a few milliseconds)
+//! before proposing again, so that the node that is winning keeps the instances flowing
+//! instead of every node duelling for each one; a win resets the wait. (A single loss is
+//! most often a stale `max`, and is retried at once.)
 
-use crate::messages::{Propose, Proposed};
+mod forwarding;
+
+pub use forwarding::{BatcherCounters, BatcherCounts, Forwarding};
+
+use crate::messages::{Forward, ForwardedAt, Propose, Proposed};
 use crate::ops::LogEntry;
 use crate::{Batch, Log};
+use forwarding::Forwarder;
 use paxos_app::Decided;
 use rand::Rng;
-use runtime::{Pid, Process};
+use runtime::{Envelope, Pid, Process};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The largest number of entries proposed in one instance.
+/// The largest number of entries proposed in one instance (and forwarded in one message).
 pub const MAX_BATCH: usize = 256;
 
 /// The longest pause after lost instances.
@@ -42,15 +71,27 @@ struct InFlight {
     entries: Vec<LogEntry>,
 }
 
+/// Who is told the instance of an entry: a manager on this node, or (at the leader) the
+/// batcher of the node that forwarded it.
+#[derive(Clone, Debug, PartialEq)]
+enum Origin {
+    Manager(Pid),
+    Batcher(Pid),
+}
+
 /// An entry waiting to be proposed, who asked, and since when.
 struct Waiting {
     entry: LogEntry,
-    manager: Pid,
+    origin: Origin,
     since: Instant,
 }
 
 struct Batcher {
     log: Log,
+    counters: Arc<BatcherCounters>,
+    forwarder: Forwarder,
+    /// How long forwarded entries may wait here before their follower gives up on them.
+    patience: Duration,
     pending: Vec<Waiting>,
     in_flight: Option<InFlight>,
     losses: u32,
@@ -58,34 +99,75 @@ struct Batcher {
 }
 
 impl Batcher {
-    /// When the next batch should go, if there is one to send.
-    fn ready_at(&self) -> Option<Instant> {
-        if self.in_flight.is_some() || self.pending.is_empty() {
-            return None;
+    fn new(log: Log, opts: Forwarding, counters: Arc<BatcherCounters>) -> Self {
+        Batcher {
+            forwarder: Forwarder::new(opts, &log),
+            log,
+            counters,
+            patience: opts.patience,
+            pending: Vec::new(),
+            in_flight: None,
+            losses: 0,
+            paused_until: None,
         }
+    }
+
+    /// When the pending entries are due to go (at once when an operation waits, else
+    /// when the oldest delete has waited [`LAZY_DELETE`]); `None` when nothing waits.
+    fn due(&self, now: Instant) -> Option<Instant> {
         let urgent = self
             .pending
             .iter()
             .any(|w| matches!(w.entry, LogEntry::Op(_)));
-        let base = if urgent {
-            Instant::now()
-        } else {
-            self.pending.iter().map(|w| w.since).min()? + LAZY_DELETE
-        };
-        Some(self.paused_until.map_or(base, |p| p.max(base)))
+        if urgent {
+            return Some(now);
+        }
+        Some(self.pending.iter().map(|w| w.since).min()? + LAZY_DELETE)
     }
 
-    fn take(&mut self, entry: LogEntry, manager: Pid) {
+    fn take(&mut self, entry: LogEntry, origin: Origin) {
         if !self
             .pending
             .iter()
-            .any(|w| w.entry == entry && w.manager == manager)
+            .any(|w| w.entry == entry && w.origin == origin)
         {
             self.pending.push(Waiting {
                 entry,
-                manager,
+                origin,
                 since: Instant::now(),
             });
+        }
+    }
+
+    fn forwarded_to_me(&mut self, f: Forward) {
+        if !self.forwarder.proposes_for_others() {
+            log::debug!(
+                "kv_batcher: a forward from {} reached a node that forwards itself; dropped",
+                f.batcher
+            );
+            return;
+        }
+        // Not checked for duplicates (the follower sent each entry once): a forward may
+        // be a whole batch, and an entry proposed twice is harmless anyway.
+        let since = Instant::now();
+        self.pending
+            .extend(f.entries.into_iter().map(|entry| Waiting {
+                entry,
+                origin: Origin::Batcher(f.batcher.clone()),
+                since,
+            }));
+    }
+
+    /// Forwarded entries older than the patience are dropped: their follower has stopped
+    /// waiting and proposes them itself.
+    fn drop_stale_forwards(&mut self, now: Instant) {
+        let before = self.pending.len();
+        self.pending.retain(|w| {
+            !(matches!(w.origin, Origin::Batcher(_)) && now >= w.since + self.patience)
+        });
+        let dropped = before - self.pending.len();
+        if dropped > 0 {
+            log::debug!("kv_batcher: dropped {dropped} forwarded entries that waited too long");
         }
     }
 
@@ -109,59 +191,137 @@ impl Batcher {
         }
     }
 
-    fn launch(&mut self, p: &Process) {
+    /// The next batch of pending entries, oldest first.
+    fn next_batch(&mut self) -> Vec<Waiting> {
         let take = self.pending.len().min(MAX_BATCH);
-        let batch: Vec<Waiting> = self.pending.drain(..take).collect();
+        self.pending.drain(..take).collect()
+    }
+
+    /// Proposes the next batch here, at `max + 1`; tells local managers `Proposed` and
+    /// each follower batcher one `ForwardedAt` with its entries.
+    fn launch(&mut self, p: &Process) {
+        let batch = self.next_batch();
         let seq = self.log.max() + 1;
         self.log.subscribe(seq, p.pid());
-        let mut value: Batch = Vec::with_capacity(batch.len());
-        for w in &batch {
-            if !value.contains(&w.entry) {
-                value.push(w.entry.clone());
+        let value = distinct_entries(&batch);
+        self.log.start(seq, value.clone());
+        self.counters.count_local_batch();
+        let mut followers: Vec<(Pid, Vec<LogEntry>)> = Vec::new();
+        for w in batch {
+            match w.origin {
+                Origin::Manager(m) => p.send(&m, Proposed { seq }),
+                Origin::Batcher(b) => match followers.iter_mut().find(|(f, _)| *f == b) {
+                    Some((_, entries)) => entries.push(w.entry),
+                    None => followers.push((b, vec![w.entry])),
+                },
             }
         }
-        self.log.start(seq, value.clone());
-        for w in batch {
-            p.send(&w.manager, Proposed { seq });
+        for (b, entries) in followers {
+            p.send(&b, ForwardedAt { seq, entries });
         }
         self.in_flight = Some(InFlight {
             seq,
             entries: value,
         });
     }
-}
 
-/// The batcher's loop.
-pub(crate) async fn run(mut p: Process, log: Log) {
-    let mut b = Batcher {
-        log,
-        pending: Vec::new(),
-        in_flight: None,
-        losses: 0,
-        paused_until: None,
-    };
-    loop {
-        let env = match b.ready_at() {
+    /// Does what is due now; returns when to look again (`None`: at the next message).
+    fn act(&mut self, p: &Process) -> Option<Instant> {
+        let now = Instant::now();
+        let mut back = self.forwarder.expire(&self.counters, now);
+        if !back.is_empty() {
+            back.append(&mut self.pending);
+            self.pending = back;
+        }
+        self.forwarder.check_named(&self.log, now);
+        if self.in_flight.is_none() {
+            self.drop_stale_forwards(now);
+        }
+        let mut next = self.forwarder.next_due(now);
+        let mut wake_at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        let Some(due) = self.due(now) else {
+            return next;
+        };
+        if !self.log.alive() {
             // Paxos is down (stopped, or its supervisor restarting): look again shortly
             // rather than spin.
-            Some(t) if t <= Instant::now() && !b.log.alive() => {
-                p.recv_timeout(PAXOS_DOWN_RETRY).await
+            wake_at(now + PAXOS_DOWN_RETRY);
+            return next;
+        }
+        if let Some(leader) = self.forwarder.target(p, now) {
+            if !self.forwarder.busy() {
+                if due <= now {
+                    let batch = self.next_batch();
+                    self.forwarder.send(p, &leader, batch, &self.counters, now);
+                    // Its patience is now due, and more may wait for the answer.
+                    if let Some(t) = self.forwarder.next_due(now) {
+                        wake_at(t);
+                    }
+                } else {
+                    wake_at(due);
+                }
             }
-            Some(t) if t <= Instant::now() => None,
-            Some(t) => p.recv_timeout(t - Instant::now()).await,
+        } else if self.in_flight.is_none() {
+            let at = self.paused_until.map_or(due, |p| p.max(due));
+            if at <= now {
+                self.launch(p);
+            } else {
+                wake_at(at);
+            }
+        }
+        next
+    }
+
+    fn handle(&mut self, p: &Process, env: Envelope) {
+        let env = match env.downcast::<Propose>() {
+            Ok(Propose { entry, manager }) => return self.take(entry, Origin::Manager(manager)),
+            Err(env) => env,
+        };
+        let env = match env.downcast::<Decided<Batch>>() {
+            Ok(d) => return self.decided(d),
+            Err(env) => env,
+        };
+        let env = match env.downcast::<Forward>() {
+            Ok(f) => return self.forwarded_to_me(f),
+            Err(env) => env,
+        };
+        match env.downcast::<ForwardedAt>() {
+            Ok(at) => self
+                .forwarder
+                .answered(p, at, &mut self.pending, Instant::now()),
+            Err(env) => log::debug!("kv_batcher: unexpected message {env:?}"),
+        }
+    }
+}
+
+/// The entries of `batch`, each once, in order.
+fn distinct_entries(batch: &[Waiting]) -> Batch {
+    let mut seen: HashSet<&LogEntry> = HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .filter(|w| seen.insert(&w.entry))
+        .map(|w| w.entry.clone())
+        .collect()
+}
+
+/// The batcher's loop; `counters` outlive it (the status reads them).
+pub(crate) async fn run(
+    mut p: Process,
+    log: Log,
+    forwarding: Forwarding,
+    counters: Arc<BatcherCounters>,
+) {
+    let mut b = Batcher::new(log, forwarding, counters);
+    loop {
+        let env = match b.act(&p) {
+            Some(t) => {
+                p.recv_timeout(t.saturating_duration_since(Instant::now()))
+                    .await
+            }
             None => Some(p.recv().await),
         };
         if let Some(env) = env {
-            match env.downcast::<Propose>() {
-                Ok(Propose { entry, manager }) => b.take(entry, manager),
-                Err(env) => match env.downcast::<Decided<Batch>>() {
-                    Ok(d) => b.decided(d),
-                    Err(env) => log::debug!("kv_batcher: unexpected message {env:?}"),
-                },
-            }
-        }
-        if b.log.alive() && b.ready_at().is_some_and(|t| t <= Instant::now()) {
-            b.launch(&p);
+            b.handle(&p, env);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! server does not answer `Ok`, or the result does not come in time, it tries the next
 //! one with the same reference — so the operation still runs exactly once. It keeps to
 //! the server that served its last operation (each client starts at a server chosen by
-//! its id, so clients spread over the servers). After the
+//! its id, or by the caller, so clients spread over the servers). After the
 //! answer it asks the server to delete the reference. By default it never gives up (as
 //! the original); a deadline can be set per operation.
 
@@ -85,7 +85,8 @@ pub fn start(
     timeouts: ClientTimeouts,
 ) -> Result<Client, runtime::NodeError> {
     let id: u64 = rand::random();
-    let pid = node.spawn(move |p| client_loop(p, id, servers, timeouts));
+    let first = (id as usize) % servers.len().max(1);
+    let pid = node.spawn(move |p| client_loop(p, id, first, servers, timeouts));
     node.register(KV_CLIENT, &pid)?;
     Ok(Client {
         node: node.clone(),
@@ -98,7 +99,21 @@ pub fn start(
 /// id, hence its own operation references.
 pub fn start_unregistered(node: &Node, servers: Vec<NodeName>, timeouts: ClientTimeouts) -> Client {
     let id: u64 = rand::random();
-    let pid = node.spawn(move |p| client_loop(p, id, servers, timeouts));
+    let first = (id as usize) % servers.len().max(1);
+    start_unregistered_at(node, servers, first, timeouts)
+}
+
+/// [`start_unregistered`] with the client's first server chosen: `servers[first % len]`
+/// (the command line's `bench` spreads its clients over the servers in turn).
+pub fn start_unregistered_at(
+    node: &Node,
+    servers: Vec<NodeName>,
+    first: usize,
+    timeouts: ClientTimeouts,
+) -> Client {
+    let id: u64 = rand::random();
+    let first = first % servers.len().max(1);
+    let pid = node.spawn(move |p| client_loop(p, id, first, servers, timeouts));
     Client {
         node: node.clone(),
         pid,
@@ -219,10 +234,16 @@ impl Client {
 }
 
 /// The client process: answers `get servers`, runs operations one at a time.
-async fn client_loop(mut p: Process, id: u64, servers: Vec<NodeName>, timeouts: ClientTimeouts) {
+async fn client_loop(
+    mut p: Process,
+    id: u64,
+    first: usize,
+    servers: Vec<NodeName>,
+    timeouts: ClientTimeouts,
+) {
     let mut seq = 0u64;
     // Start each client at a different server so that load spreads.
-    let mut next_server = (id as usize) % servers.len().max(1);
+    let mut next_server = first;
     loop {
         let env = p.recv().await;
         let env = match env.downcast::<GetServers>() {

@@ -4,6 +4,8 @@
 //! `{actualizar_bd, NumInstancia, PidGestionador}` and back `{actualizado, ...}`;
 //! operation manager -> client `{respuesta_escritura, V}` / `{respuesta_lectura, V}`;
 //! API -> client process `{get servidores, From}` -> `{servidores cliente, Servidores}`.
+//! Not in the original: the batchers' `Propose` / `Proposed`, and `Forward` /
+//! `ForwardedAt` between a follower's batcher and the distinguished proposer's.
 
 use crate::ops::{OpRef, Operation};
 use runtime::{NodeName, Pid};
@@ -54,6 +56,22 @@ pub struct Propose {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Proposed {
     pub seq: u64,
+}
+
+/// Follower batcher -> the distinguished proposer's batcher: propose these entries (one
+/// message per forwarded batch); `batcher` is told where they went.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Forward {
+    pub entries: Vec<crate::ops::LogEntry>,
+    pub batcher: Pid,
+}
+
+/// The distinguished proposer's batcher -> follower batcher: these of your forwarded
+/// entries are proposed at instance `seq` (a forward may be answered in several parts).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ForwardedAt {
+    pub seq: u64,
+    pub entries: Vec<crate::ops::LogEntry>,
 }
 
 /// Operation manager -> DB manager: bring the data up to `instance`, then tell me the

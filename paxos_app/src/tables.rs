@@ -73,10 +73,10 @@ impl<V: PaxosValue> Tables<V> {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// This peer's `done` and `max`, which every message it sends carries.
-    fn watermarks(&self) -> (Seq, Seq) {
+    /// This peer's `done`, `max` and `min`, which every message it sends carries.
+    fn watermarks(&self) -> (Seq, Seq, Seq) {
         let l = self.learner.read();
-        (l.local_done(), l.max())
+        (l.local_done(), l.max(), l.min())
     }
 
     /// Sends the machines' outgoing messages, stamped with this peer's id and `done`.
@@ -84,9 +84,10 @@ impl<V: PaxosValue> Tables<V> {
         if out.is_empty() {
             return;
         }
-        let (done, max) = self.watermarks();
+        let (done, max, min) = self.watermarks();
         for o in out {
-            let (target, msg) = o.stamp(self.me, done, max);
+            let (target, mut msg) = o.stamp(self.me, done, max);
+            msg.min = min;
             match target {
                 Target::Peer(peer, role) => self.send_to(Some(from), peer, role, msg),
                 Target::AllPeers(role) => {
@@ -107,8 +108,9 @@ impl<V: PaxosValue> Tables<V> {
     pub(crate) fn dispatch_from_proposer(&self, from: Option<&Pid>, out: Vec<Outgoing<V>>) {
         let mut queue: VecDeque<Outgoing<V>> = out.into();
         while let Some(o) = queue.pop_front() {
-            let (done, max) = self.watermarks();
-            let (target, msg) = o.stamp(self.me, done, max);
+            let (done, max, min) = self.watermarks();
+            let (target, mut msg) = o.stamp(self.me, done, max);
+            msg.min = min;
             match target {
                 Target::Peer(peer, role) if peer == self.me => {
                     queue.extend(self.handle_locally(role, msg));

@@ -208,7 +208,8 @@ pub enum CtlCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The server nodes to load.
+    /// The server nodes to load; client i starts at the i-th in turn (so one client talks
+    /// to the first).
     #[arg(long, required = true, value_name = "NAME=HOST:PORT,...", value_delimiter = ',',
           value_parser = endpoints::parse_endpoint)]
     pub servers: Vec<Endpoint>,

@@ -83,7 +83,14 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let names = connect::names(&args.servers);
     let clients: Vec<Client> = (0..args.clients)
-        .map(|_| client::start_unregistered(&node, names.clone(), ClientTimeouts::default()))
+        .map(|i| {
+            client::start_unregistered_at(
+                &node,
+                names.clone(),
+                i as usize,
+                ClientTimeouts::default(),
+            )
+        })
         .collect();
     let done = Arc::new(AtomicU64::new(0));
     let progress = progress_bar(args.duration);

@@ -226,6 +226,7 @@ mod tests {
             from,
             done: 0,
             max: 0,
+            min: 0,
             body,
         }
     }
@@ -245,6 +246,7 @@ mod tests {
             from: 2,
             done: 0,
             max: 0,
+            min: 0,
             body: Body::Query { seq: 4 },
         };
         assert_eq!(a.handle(&query, None), None);

@@ -52,6 +52,7 @@ impl<V: Value> LearnerState<V> {
     /// `Decided`. Returns the instance if this message decided it here for the first time.
     pub fn observe(&mut self, msg: &Message<V>) -> Option<Seq> {
         self.note_done(msg.from, msg.done);
+        self.note_min(msg.min);
         let seq = msg.body.seq();
         self.note_seq(seq.max(msg.max));
         match &msg.body {
@@ -93,6 +94,15 @@ impl<V: Value> LearnerState<V> {
                 "learner {}: done watermark from unknown peer {peer}",
                 self.me
             ),
+        }
+    }
+
+    /// Another peer's `min`: every peer is done at least up to `min - 1` (its watermarks
+    /// came from those peers' own messages), so every watermark here rises to that.
+    pub fn note_min(&mut self, min: Seq) {
+        let below = min.saturating_sub(1);
+        for watermark in &mut self.done {
+            *watermark = (*watermark).max(below);
         }
     }
 
@@ -211,6 +221,7 @@ mod tests {
             from,
             done,
             max: 0,
+            min: 0,
             body: Body::Decided { seq, value },
         }
     }
@@ -263,6 +274,7 @@ mod tests {
             from: 2,
             done: 0,
             max: 0,
+            min: 0,
             body: Body::Prepare {
                 seq: 9,
                 ballot: Ballot::new(1, 2),
@@ -273,6 +285,23 @@ mod tests {
         assert_eq!(learner.status(9), Status::Pending);
         learner.note_seq(3);
         assert_eq!(learner.max(), 9);
+    }
+
+    #[test]
+    fn another_peers_min_raises_every_watermark_to_it() {
+        // Peer 2 never hears from peer 1 (both follow peer 0), but peer 0 knows both.
+        let mut learner: LearnerState<u32> = LearnerState::new(2, 3);
+        learner.done(9);
+        let mut msg = decided(0, 9, 10, 1);
+        assert_eq!(learner.observe(&msg), Some(10));
+        assert_eq!(learner.min(), 1, "peer 1 was never heard from");
+        msg.min = 6;
+        learner.observe(&msg);
+        assert_eq!(learner.min(), 6);
+        assert_eq!(learner.local_done(), 9, "a watermark never goes down");
+        msg.min = 3;
+        learner.observe(&msg);
+        assert_eq!(learner.min(), 6, "an older min changes nothing");
     }
 
     #[test]

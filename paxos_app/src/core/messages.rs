@@ -119,6 +119,10 @@ pub struct Message<V> {
     pub done: Seq,
     /// The highest instance the sender has seen (0 when the driver does not say).
     pub max: Seq,
+    /// The sender's `min`: every peer is done below it, as far as the sender knows (0
+    /// when the driver does not say). Peers that never hear from each other (followers of
+    /// a distinguished proposer) learn through it that they may forget.
+    pub min: Seq,
     /// What it says.
     pub body: Body<V>,
 }
@@ -148,6 +152,7 @@ impl<V> Outgoing<V> {
                 from,
                 done,
                 max,
+                min: 0,
                 body: self.body,
             },
         )

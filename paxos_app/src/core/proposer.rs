@@ -598,6 +598,7 @@ mod tests {
             from: peer,
             done: 0,
             max: 0,
+            min: 0,
             body,
         }
     }
