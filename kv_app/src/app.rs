@@ -69,8 +69,7 @@ pub async fn start_server(
         ..Default::default()
     };
     let (log, paxos_spec): (Log, _) =
-        paxos_app::prepare(node, peers, paxos_opts)
-            .map_err(|e| KvError::Paxos(e.to_string()))?;
+        paxos_app::prepare(node, peers, paxos_opts).map_err(|e| KvError::Paxos(e.to_string()))?;
     let store = SharedStore::default();
     let counters = Arc::new(BatcherCounters::default());
     let (db_log, db_store) = (log.clone(), store.clone());
