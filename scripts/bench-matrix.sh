@@ -12,6 +12,9 @@
 #   scripts/bench-matrix.sh OUT.jsonl
 #     env: NODES="3 5 7" CLIENTS="1 16 64 256" READ_RATIOS="0.5" DURATION=10 KEYS=10000
 #          VALUE_SIZE=16 COOKIE=benchmatrix PAXOSKV=target/release/paxoskv
+#          FIRST=1 (the bench's server list starts at s2, a follower: client i starts at
+#          server i of the list, so one client then talks to a follower, not to s1, the
+#          leader; the row gets "first_server": "s2")
 #   scripts/bench-matrix.sh --etcd RESULTS.txt OUT.jsonl
 #     appends etcd-load's RESULT lines (../shared/bench/etcd/run.sh) to OUT in the same
 #     shape (system "etcd", nodes 3; put = read_ratio 0, get = 1, sget = 1 with
@@ -132,12 +135,17 @@ for n in $NODES; do
     for c in $CLIENTS; do
       lat="$LATDIR/n$n-r$ratio-c$c-$(date +%H%M%S).txt"
       read -r hb0 ht0 < <(host_ticks); s0=$(node_ticks)
-      json=$("$PAXOSKV" bench --servers "$SERVERS" --cookie "$COOKIE" --clients "$c" \
+      order=$SERVERS
+      if [[ ${FIRST:-0} != 0 ]]; then
+        IFS=, read -r -a parts <<< "$SERVERS"
+        order=$(IFS=,; echo "${parts[*]:$FIRST},${parts[*]:0:$FIRST}")
+      fi
+      json=$("$PAXOSKV" bench --servers "$order" --cookie "$COOKIE" --clients "$c" \
         --duration "$DURATION" --read-ratio "$ratio" --keys "$KEYS" --value-size "$VALUE_SIZE" \
         --json --latencies "$lat")
       read -r hb1 ht1 < <(host_ticks); s1=$(node_ticks)
       python3 - "$json" "$n" "$s0" "$s1" "$hb0" "$ht0" "$hb1" "$ht1" "$HZ" \
-          "$(realpath --relative-to="$OUTDIR" "$lat")" <<'PY' | tee -a "$OUT"
+          "$(realpath --relative-to="$OUTDIR" "$lat")" "${order%%=*}" <<'PY' | tee -a "$OUT"
 import json, sys
 r = json.loads(sys.argv[1])
 n, s0, s1, hb0, ht0, hb1, ht1, hz = map(int, sys.argv[2:10])
@@ -148,7 +156,8 @@ host = 100 * (hb1 - hb0) / total
 other = max(host - 100 * ((s1 - s0) + bench * hz) / total, 0)
 r = {"system": "paxoskv", "nodes": n, **r, "server_cpu_s": round(server, 3),
      "cpu_per_op_us": round((server + bench) / max(r["ops"], 1) * 1e6, 1),
-     "host_busy_pct": round(host, 1), "other_pct": round(other, 1), "latencies": sys.argv[10]}
+     "host_busy_pct": round(host, 1), "other_pct": round(other, 1), "latencies": sys.argv[10],
+     "first_server": sys.argv[11]}
 print(json.dumps(r))
 PY
     done

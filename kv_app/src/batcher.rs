@@ -68,7 +68,7 @@ const PAXOS_DOWN_RETRY: Duration = Duration::from_millis(20);
 /// The batch in flight.
 struct InFlight {
     seq: u64,
-    entries: Vec<LogEntry>,
+    entries: Batch,
 }
 
 /// Who is told the instance of an entry: a manager on this node, or (at the leader) the
@@ -175,7 +175,8 @@ impl Batcher {
         let Some(f) = self.in_flight.take_if(|f| f.seq == d.seq) else {
             return;
         };
-        if f.entries.iter().any(|e| d.value.contains(e)) {
+        // Our own proposal comes back as the very same shared batch.
+        if Batch::ptr_eq(&f.entries, &d.value) || f.entries.iter().any(|e| d.value.contains(e)) {
             self.losses = 0;
             self.paused_until = None;
         } else if self.losses == 0 {
@@ -203,7 +204,7 @@ impl Batcher {
         let batch = self.next_batch();
         let seq = self.log.max() + 1;
         self.log.subscribe(seq, p.pid());
-        let value = distinct_entries(&batch);
+        let value = Batch::from(distinct_entries(&batch));
         self.log.start(seq, value.clone());
         self.counters.count_local_batch();
         let mut followers: Vec<(Pid, Vec<LogEntry>)> = Vec::new();
@@ -295,7 +296,7 @@ impl Batcher {
 }
 
 /// The entries of `batch`, each once, in order.
-fn distinct_entries(batch: &[Waiting]) -> Batch {
+fn distinct_entries(batch: &[Waiting]) -> Vec<LogEntry> {
     let mut seen: HashSet<&LogEntry> = HashSet::with_capacity(batch.len());
     batch
         .iter()

@@ -109,7 +109,7 @@ impl DbManager {
             Some((seq, since)) if seq == next => {
                 if since.elapsed() >= self.holes.patience {
                     log::debug!("db_manager: instance {next} missing; proposing an empty batch");
-                    self.log.start(next, Batch::new());
+                    self.log.start(next, Batch::default());
                     self.stalled_since = Some((next, Instant::now()));
                 }
             }

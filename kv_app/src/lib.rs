@@ -14,8 +14,12 @@ pub mod phash2;
 pub mod server;
 pub mod store;
 
-/// A decided Paxos value: a batch of log entries.
-pub type Batch = Vec<ops::LogEntry>;
+/// A decided Paxos value: a batch of log entries, shared. A decision is handed to every
+/// operation manager waiting on it, the batcher and the DB manager of the node, and kept
+/// by the acceptor, the learner and the proposer: sharing makes each of those a reference
+/// count instead of a copy of every entry (with 64 clients, a batch of 64 entries went to
+/// 64 managers: 4,096 entry copies per instance).
+pub type Batch = std::sync::Arc<[ops::LogEntry]>;
 
 /// The Paxos log the kv service runs on.
 pub type Log = paxos_app::Paxos<Batch>;

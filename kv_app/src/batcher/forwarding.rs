@@ -226,7 +226,7 @@ impl Forwarder {
                 log::debug!(
                     "kv_batcher: instance {seq} named by the leader never came; filling it"
                 );
-                log.start(seq, crate::Batch::new());
+                log.start(seq, crate::Batch::default());
             }
         }
     }
