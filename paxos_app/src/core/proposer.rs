@@ -1001,6 +1001,16 @@ mod tests {
         )
     }
 
+    fn prepare_from_all(from_seq: Seq, ballot: Ballot) -> Outgoing<u32> {
+        Outgoing::new(
+            Target::AllPeers(Role::Acceptor),
+            Body::PrepareFrom {
+                from: from_seq,
+                ballot,
+            },
+        )
+    }
+
     fn accept_all(seq: Seq, ballot: Ballot, value: u32) -> Outgoing<u32> {
         Outgoing::new(
             Target::AllPeers(Role::Acceptor),
@@ -1012,13 +1022,7 @@ mod tests {
     fn a_leasing_proposer_prepares_once_then_only_accepts() {
         let mut p = leasing(0, 3);
         let b = Ballot::new(1, 0);
-        assert_eq!(
-            p.start(4, 40, 0),
-            vec![Outgoing::new(
-                Target::AllPeers(Role::Acceptor),
-                Body::PrepareFrom { from: 4, ballot: b }
-            )]
-        );
+        assert_eq!(p.start(4, 40, 0), vec![prepare_from_all(4, b)]);
         assert!(p.start(5, 50, 0).is_empty(), "waits for the lease");
         assert!(p.handle(&promise_from(0, 4, b, vec![]), 1).is_empty());
         let mut accepts = p.handle(&promise_from(2, 4, b, vec![]), 2);
@@ -1083,27 +1087,14 @@ mod tests {
             ),
             2,
         );
-        assert!(
-            p.start(2, 20, 3)
-                == vec![Outgoing::new(
-                    Target::AllPeers(Role::Acceptor),
-                    Body::PrepareFrom {
-                        from: 2,
-                        ballot: Ballot::new(5, 0)
-                    }
-                )],
+        assert_eq!(
+            p.start(2, 20, 3),
+            vec![prepare_from_all(2, Ballot::new(5, 0))],
             "the lease is gone: a new one, above the refusal"
         );
-        let out = p.tick(3 + TIMEOUT, no_backoff);
         assert_eq!(
-            out,
-            vec![Outgoing::new(
-                Target::AllPeers(Role::Acceptor),
-                Body::PrepareFrom {
-                    from: 1,
-                    ballot: Ballot::new(6, 0)
-                }
-            )],
+            p.tick(3 + TIMEOUT, no_backoff),
+            vec![prepare_from_all(1, Ballot::new(6, 0))],
             "no promises came: given up, and retried with a fresh lease from the lowest \
              waiting instance"
         );
