@@ -1,5 +1,6 @@
 //! The proposer: drives each instance it started through prepare, accept and decide, and
-//! retries with a higher ballot when an attempt fails.
+//! retries with a higher ballot when an attempt fails. With [`ProposerConfig::lease`] it
+//! prepares once for all later instances instead (`lease.rs`) and then only accepts.
 //!
 //! It has no clock: every call that can start a timer takes `now_ms` from the driver, and
 //! [`Proposer::tick`] asks the driver how long to back off (jitter included) before a retry.
