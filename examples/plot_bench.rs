@@ -120,10 +120,6 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, Box<dyn Error>> {
 /// Throughput against clients: mixed loads by node count (left), and single-kind
 /// loads of each system on 3 nodes (right).
 fn draw_throughput(rows: &[Row], path: &Path) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(600);
-
     let mut by_nodes: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
     for r in rows
         .iter()
@@ -141,7 +137,6 @@ fn draw_throughput(rows: &[Row], path: &Path) -> Result<(), Box<dyn Error>> {
             points: median_per_x(&points),
         })
         .collect();
-    throughput_panel(&left, "50% reads: scaling with node count", &mixed)?;
 
     let mut by_system: BTreeMap<(String, &str), Vec<(f64, f64)>> = BTreeMap::new();
     for r in rows.iter().filter(|r| !r.is_mixed() && r.nodes == 3) {
@@ -157,16 +152,29 @@ fn draw_throughput(rows: &[Row], path: &Path) -> Result<(), Box<dyn Error>> {
             points: median_per_x(&points),
         })
         .collect();
-    throughput_panel(&right, "3 nodes: writes only, reads only", &single)?;
+    side_by_side(path, |left, right| {
+        throughput_panel(left, "50% reads: scaling with node count", &mixed)?;
+        throughput_panel(right, "3 nodes: writes only, reads only", &single)
+    })
+}
+
+/// One panel of a plot.
+type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// Writes an SVG of two panels side by side to `path`, drawn by `draw`.
+fn side_by_side(
+    path: &Path,
+    draw: impl FnOnce(&Panel<'_>, &Panel<'_>) -> Result<(), Box<dyn Error>>,
+) -> Result<(), Box<dyn Error>> {
+    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(600);
+    draw(&left, &right)?;
     root.present()?;
     Ok(())
 }
 
-fn throughput_panel(
-    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
-    title: &str,
-    lines: &[Line],
-) -> Result<(), Box<dyn Error>> {
+fn throughput_panel(area: &Panel<'_>, title: &str, lines: &[Line]) -> Result<(), Box<dyn Error>> {
     let (x_max, y_max) = lines
         .iter()
         .flat_map(|l| l.points.iter())
@@ -283,46 +291,27 @@ fn draw_cdf(rows: &[Row], base: &Path, path: &Path) -> Result<(), Box<dyn Error>
             1 => "1 client".to_string(),
             n => format!("{n} clients"),
         };
-        if !r_us.is_empty() {
-            reads.push((
-                r.clients,
-                Line {
+        // In client order: `chosen` is sorted by client count.
+        for (samples, lines) in [(r_us, &mut reads), (w_us, &mut writes)] {
+            if !samples.is_empty() {
+                lines.push(Line {
                     label: label.clone(),
-                    points: cdf(r_us),
-                },
-            ));
-        }
-        if !w_us.is_empty() {
-            writes.push((
-                r.clients,
-                Line {
-                    label,
-                    points: cdf(w_us),
-                },
-            ));
+                    points: cdf(samples),
+                });
+            }
         }
     }
-    let reads: Vec<Line> = reads.into_iter().map(|(_, l)| l).collect();
-    let writes: Vec<Line> = writes.into_iter().map(|(_, l)| l).collect();
-
-    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(600);
     let title = |kind: &str| match nodes {
         Some(n) => format!("paxoskv {kind} latency CDF, {n} nodes"),
         None => format!("paxoskv {kind} latency CDF (no samples)"),
     };
-    cdf_panel(&left, &title("read"), &reads)?;
-    cdf_panel(&right, &title("write"), &writes)?;
-    root.present()?;
-    Ok(())
+    side_by_side(path, |left, right| {
+        cdf_panel(left, &title("read"), &reads)?;
+        cdf_panel(right, &title("write"), &writes)
+    })
 }
 
-fn cdf_panel(
-    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
-    title: &str,
-    lines: &[Line],
-) -> Result<(), Box<dyn Error>> {
+fn cdf_panel(area: &Panel<'_>, title: &str, lines: &[Line]) -> Result<(), Box<dyn Error>> {
     let (x_min, x_max) = lines
         .iter()
         .flat_map(|l| l.points.iter())

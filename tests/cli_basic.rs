@@ -322,6 +322,33 @@ fn a_wrong_cookie_is_refused_and_the_nodes_keep_serving_good_clients() {
     assert_eq!(bad.code(), 1);
     assert_eq!(bad.stderr.trim_end().lines().count(), 1, "{}", bad.stderr);
     assert!(bad.stderr.contains("wrong cookie"), "{}", bad.stderr);
+    // A pipe prints the refused operation's line, then stops with exit 1.
+    let piped = run(
+        &[
+            "client",
+            "--servers",
+            &all,
+            "--cookie",
+            "not-the-cookie",
+            "--timeout",
+            "20",
+            "--pipe",
+        ],
+        Some("read k\nread k\n"),
+        Duration::from_secs(40),
+    );
+    assert_eq!(piped.code(), 1, "{piped:?}");
+    let lines = json_lines(&piped.stdout);
+    assert_eq!(lines.len(), 1, "{piped:?}");
+    assert_eq!(
+        (&lines[0]["op"], &lines[0]["ok"], &lines[0]["error"]),
+        (
+            &"read".into(),
+            &false.into(),
+            &"connection refused: wrong cookie?".into()
+        )
+    );
+    assert!(piped.stderr.contains("wrong cookie"), "{}", piped.stderr);
     let ctl = run(
         &[
             "ctl",
@@ -479,16 +506,15 @@ fn cluster_shell_runs_a_script_from_stdin() {
         true,
     );
     cluster.wait_for_line(READY_WITHIN, |l| l == "cluster ready");
-    let mut ask = |command: &str| {
-        cluster.send(&format!("{command}\n"));
-        cluster.wait_for_line(OP, |_| true)
-    };
-    assert_eq!(ask("write k hello world"), "\"hello world\"");
-    assert_eq!(ask("read k"), "\"hello world\"");
-    assert_eq!(ask("write-hash h 0"), "\"\" (previous value)");
-    assert_eq!(ask("write-hash h 1"), "\"14788753\" (previous value)");
-    assert_eq!(ask("deaf s2"), "ok");
-    let first = ask("status");
+    assert_eq!(ask(&mut cluster, "write k hello world"), "\"hello world\"");
+    assert_eq!(ask(&mut cluster, "read k"), "\"hello world\"");
+    assert_eq!(ask(&mut cluster, "write-hash h 0"), "\"\" (previous value)");
+    assert_eq!(
+        ask(&mut cluster, "write-hash h 1"),
+        "\"14788753\" (previous value)"
+    );
+    assert_eq!(ask(&mut cluster, "deaf s2"), "ok");
+    let first = ask(&mut cluster, "status");
     let status = [
         first,
         cluster.wait_for_line(OP, |_| true),
@@ -498,19 +524,26 @@ fn cluster_shell_runs_a_script_from_stdin() {
         status[1].starts_with("s2@127.0.0.1") && status[1].contains("deaf"),
         "{status:?}"
     );
-    assert!(!status[0].contains("deaf"), "{status:?}");
-    let mut ask = |command: &str| {
-        cluster.send(&format!("{command}\n"));
-        cluster.wait_for_line(OP, |_| true)
-    };
-    assert_eq!(ask("listen s2"), "ok");
-    assert_eq!(ask("kill s1 db_manager"), "ok");
-    assert!(ask("kill s7 db_manager").contains("unknown node 's7'"));
-    assert!(ask("frobnicate").contains("unknown command"));
+    for (line, name) in [(&status[0], "s1@127.0.0.1"), (&status[2], "s3@127.0.0.1")] {
+        assert!(
+            line.starts_with(name) && !line.contains("deaf"),
+            "{status:?}"
+        );
+    }
+    assert_eq!(ask(&mut cluster, "listen s2"), "ok");
+    assert_eq!(ask(&mut cluster, "kill s1 db_manager"), "ok");
+    assert!(ask(&mut cluster, "kill s7 db_manager").contains("unknown node 's7'"));
+    assert!(ask(&mut cluster, "frobnicate").contains("unknown command"));
     // The data survives the DB manager's restart.
-    assert_eq!(ask("read k"), "\"hello world\"");
+    assert_eq!(ask(&mut cluster, "read k"), "\"hello world\"");
     cluster.send("quit\n");
     assert_eq!(cluster.wait_exit(Duration::from_secs(20)).code(), Some(0));
+}
+
+/// Sends one command line to the shell and returns the first line it answers.
+fn ask(shell: &mut Proc, command: &str) -> String {
+    shell.send(&format!("{command}\n"));
+    shell.wait_for_line(OP, |_| true)
 }
 
 #[test]

@@ -595,9 +595,10 @@ impl FaultApplier for ProcessApplier<'_> {
             }
             Action::Reliable { .. } => vec!["reliable"],
             Action::Allow { peers: allowed, .. } => {
-                let names: Vec<String> = allowed
+                let names: Vec<&str> = allowed
                     .iter()
-                    .map(|&peer| format!("s{}", peer + 1))
+                    .filter_map(|&peer| self.cluster.members.get(peer))
+                    .map(|(name, _)| name.as_str())
                     .collect();
                 peers = names.join(",");
                 vec!["allow", &peers]

@@ -39,6 +39,7 @@
 //! most often a stale `max`, and is retried at once.)
 
 mod forwarding;
+mod pending;
 
 pub use forwarding::{BatcherCounters, BatcherCounts, Forwarding};
 
@@ -47,6 +48,7 @@ use crate::ops::LogEntry;
 use crate::{Batch, Log};
 use forwarding::Forwarder;
 use paxos_app::Decided;
+use pending::{Origin, Pending, Waiting};
 use rand::Rng;
 use runtime::{Envelope, Pid, Process};
 use std::collections::HashSet;
@@ -71,28 +73,13 @@ struct InFlight {
     entries: Batch,
 }
 
-/// Who is told the instance of an entry: a manager on this node, or (at the leader) the
-/// batcher of the node that forwarded it.
-#[derive(Clone, Debug, PartialEq)]
-enum Origin {
-    Manager(Pid),
-    Batcher(Pid),
-}
-
-/// An entry waiting to be proposed, who asked, and since when.
-struct Waiting {
-    entry: LogEntry,
-    origin: Origin,
-    since: Instant,
-}
-
 struct Batcher {
     log: Log,
     counters: Arc<BatcherCounters>,
     forwarder: Forwarder,
     /// How long forwarded entries may wait here before their follower gives up on them.
     patience: Duration,
-    pending: Vec<Waiting>,
+    pending: Pending,
     in_flight: Option<InFlight>,
     losses: u32,
     paused_until: Option<Instant>,
@@ -105,7 +92,7 @@ impl Batcher {
             log,
             counters,
             patience: opts.patience,
-            pending: Vec::new(),
+            pending: Pending::default(),
             in_flight: None,
             losses: 0,
             paused_until: None,
@@ -125,20 +112,6 @@ impl Batcher {
         Some(self.pending.iter().map(|w| w.since).min()? + LAZY_DELETE)
     }
 
-    fn take(&mut self, entry: LogEntry, origin: Origin) {
-        if !self
-            .pending
-            .iter()
-            .any(|w| w.entry == entry && w.origin == origin)
-        {
-            self.pending.push(Waiting {
-                entry,
-                origin,
-                since: Instant::now(),
-            });
-        }
-    }
-
     fn forwarded_to_me(&mut self, f: Forward) {
         if !self.forwarder.proposes_for_others() {
             log::debug!(
@@ -147,15 +120,8 @@ impl Batcher {
             );
             return;
         }
-        // Not checked for duplicates (the follower sent each entry once): a forward may
-        // be a whole batch, and an entry proposed twice is harmless anyway.
-        let since = Instant::now();
         self.pending
-            .extend(f.entries.into_iter().map(|entry| Waiting {
-                entry,
-                origin: Origin::Batcher(f.batcher.clone()),
-                since,
-            }));
+            .add_forwarded(f.entries, &f.batcher, Instant::now());
     }
 
     /// Forwarded entries older than the patience are dropped: their follower has stopped
@@ -194,8 +160,7 @@ impl Batcher {
 
     /// The next batch of pending entries, oldest first.
     fn next_batch(&mut self) -> Vec<Waiting> {
-        let take = self.pending.len().min(MAX_BATCH);
-        self.pending.drain(..take).collect()
+        self.pending.take_oldest(MAX_BATCH)
     }
 
     /// Proposes the next batch here, at `max + 1`; tells local managers `Proposed` and
@@ -229,11 +194,8 @@ impl Batcher {
     /// Does what is due now; returns when to look again (`None`: at the next message).
     fn act(&mut self, p: &Process) -> Option<Instant> {
         let now = Instant::now();
-        let mut back = self.forwarder.expire(&self.counters, now);
-        if !back.is_empty() {
-            back.append(&mut self.pending);
-            self.pending = back;
-        }
+        self.pending
+            .put_back(self.forwarder.expire(&self.counters, now));
         self.forwarder.check_named(&self.log, now);
         if self.in_flight.is_none() {
             self.drop_stale_forwards(now);
@@ -275,7 +237,11 @@ impl Batcher {
 
     fn handle(&mut self, p: &Process, env: Envelope) {
         let env = match env.downcast::<Propose>() {
-            Ok(Propose { entry, manager }) => return self.take(entry, Origin::Manager(manager)),
+            Ok(Propose { entry, manager }) => {
+                self.pending
+                    .add_from_manager(entry, manager, Instant::now());
+                return;
+            }
             Err(env) => env,
         };
         let env = match env.downcast::<Decided<Batch>>() {

@@ -3,8 +3,8 @@
 //! the node's operations one at a time: it sends the request to a server, and when that
 //! server does not answer `Ok`, or the result does not come in time, it tries the next
 //! one with the same reference — so the operation still runs exactly once. It keeps to
-//! the server that served its last operation (each client starts at a server chosen by
-//! its id, or by the caller, so clients spread over the servers). After the
+//! the server that served its last operation (each client starts at a server chosen at
+//! random, or by the caller, so clients spread over the servers). After the
 //! answer it asks the server to delete the reference. By default it never gives up (as
 //! the original); a deadline can be set per operation.
 
@@ -84,23 +84,16 @@ pub fn start(
     servers: Vec<NodeName>,
     timeouts: ClientTimeouts,
 ) -> Result<Client, runtime::NodeError> {
-    let id: u64 = rand::random();
-    let first = (id as usize) % servers.len().max(1);
-    let pid = node.spawn(move |p| client_loop(p, id, first, servers, timeouts));
-    node.register(KV_CLIENT, &pid)?;
-    Ok(Client {
-        node: node.clone(),
-        pid,
-    })
+    let client = start_unregistered(node, servers, timeouts);
+    node.register(KV_CLIENT, &client.pid)?;
+    Ok(client)
 }
 
 /// Starts a client on `node` without registering it, so that several clients can share
 /// one node (the command line's `bench` runs one per simulated user). Each has its own
-/// id, hence its own operation references.
+/// id, hence its own operation references; its first server is chosen at random.
 pub fn start_unregistered(node: &Node, servers: Vec<NodeName>, timeouts: ClientTimeouts) -> Client {
-    let id: u64 = rand::random();
-    let first = (id as usize) % servers.len().max(1);
-    start_unregistered_at(node, servers, first, timeouts)
+    start_unregistered_at(node, servers, rand::random::<u64>() as usize, timeouts)
 }
 
 /// [`start_unregistered`] with the client's first server chosen: `servers[first % len]`
@@ -167,7 +160,8 @@ impl Client {
         got.ok_or_else(|| ClientError::NoClient(self.node.name().to_string()))
     }
 
-    async fn perform(
+    /// Any operation, with an optional deadline after which it answers `Timeout`.
+    pub async fn run(
         &self,
         kind: OpKind,
         key: &str,
@@ -208,28 +202,17 @@ impl Client {
 
     /// `Lee`: the value of `key` (`""` when never written).
     pub async fn read(&self, key: &str) -> Result<String, ClientError> {
-        self.perform(OpKind::Read, key, "", None).await
+        self.run(OpKind::Read, key, "", None).await
     }
 
     /// `Escribe`: stores `value` under `key`; returns the value.
     pub async fn write(&self, key: &str, value: &str) -> Result<String, ClientError> {
-        self.perform(OpKind::Write, key, value, None).await
+        self.run(OpKind::Write, key, value, None).await
     }
 
     /// `Escribe_hash`: stores `phash2(previous ++ value)`; returns the previous value.
     pub async fn write_hash(&self, key: &str, value: &str) -> Result<String, ClientError> {
-        self.perform(OpKind::WriteHash, key, value, None).await
-    }
-
-    /// Any operation, with an optional deadline after which it answers `Timeout`.
-    pub async fn run(
-        &self,
-        kind: OpKind,
-        key: &str,
-        value: &str,
-        deadline: Option<Duration>,
-    ) -> Result<String, ClientError> {
-        self.perform(kind, key, value, deadline).await
+        self.run(OpKind::WriteHash, key, value, None).await
     }
 }
 

@@ -54,7 +54,7 @@ impl DbManager {
     /// Applies every instance decided here, in order; answers who can be answered.
     fn apply_ready(&mut self, p: &Process) {
         let mut applied_any = false;
-        {
+        let applied = {
             let mut store = self.store.lock();
             loop {
                 let next = store.applied_through() + 1;
@@ -67,8 +67,8 @@ impl DbManager {
                 }
                 applied_any = true;
             }
-        }
-        let applied = self.store.lock().applied_through();
+            store.applied_through()
+        };
         if applied_any {
             self.log.done(applied);
             self.stalled_since = None;

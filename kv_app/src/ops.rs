@@ -1,7 +1,8 @@
 //! Client operations and the log entries that carry them through Paxos.
 //!
-//! A decided Paxos value is a batch, `Vec<LogEntry>`. These types hold no runtime types:
-//! where to send a reply is tracked by the process layer, not here.
+//! A decided Paxos value is a batch of log entries (`crate::Batch`, shared between the
+//! processes that hold it). These types hold no runtime types: where to send a reply is
+//! tracked by the process layer, not here.
 
 use std::fmt;
 

@@ -138,11 +138,6 @@ impl Store {
             .collect()
     }
 
-    /// A copy of the whole state, to restore a restarted DB manager from.
-    pub fn snapshot(&self) -> Store {
-        self.clone()
-    }
-
     fn apply_operation(&mut self, operation: &Operation) -> Option<Applied> {
         let reference = operation.reference;
         if let Some(record) = self.clients.get(&reference.client)
@@ -433,12 +428,12 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_restores_the_whole_state() {
+    fn a_copy_holds_the_whole_state_and_goes_on_alone() {
         let mut store = Store::new();
         let w = reference(1, 1);
         let write = op(Operation::write("k", "v", w));
         apply_next(&mut store, std::slice::from_ref(&write));
-        let mut restored = store.snapshot();
+        let mut restored = store.clone();
         assert_eq!(restored, store);
         apply_next(
             &mut store,

@@ -6,90 +6,25 @@
 
 mod common;
 
-use common::{LONG, within};
-use kv_app::app::KvStatus;
+use common::{Cluster, LONG, wait_until, within};
 use kv_app::batcher::{Forwarding, MAX_BATCH};
 use kv_app::messages::{Answer, BATCHER, Forward, ForwardedAt, KV_SERVER, Request, RequestAnswer};
 use kv_app::ops::{LogEntry, OpRef, Operation};
-use kv_app::{Client, ClientTimeouts, KvServer, ServerOptions, start_server};
+use kv_app::{ServerOptions, start_server};
 use runtime::transport::memory::Network;
 use runtime::{NodeName, NodeRole};
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Three kv servers on one in-memory network, with the given forwarding options.
-struct Trio {
-    net: Network,
-    names: Vec<NodeName>,
-    servers: Vec<KvServer>,
-    prefix: String,
-    clients: AtomicUsize,
-}
-
-impl Trio {
-    async fn new(prefix: &str, forwarding: Forwarding) -> Trio {
-        let net = Network::new();
-        let names: Vec<NodeName> = (0..3)
-            .map(|i| NodeName::new(format!("{prefix}-s{i}@mem")))
-            .collect();
-        let opts = ServerOptions {
-            forwarding,
-            ..ServerOptions::default()
-        };
-        let mut servers = Vec::new();
-        for name in &names {
-            let node = net.start_node(name.clone(), NodeRole::Server);
-            servers.push(
-                start_server(&node, names.clone(), opts)
-                    .await
-                    .expect("kv server starts"),
-            );
-        }
-        Trio {
-            net,
-            names,
-            servers,
-            prefix: prefix.to_string(),
-            clients: AtomicUsize::new(0),
-        }
-    }
-
-    /// A client that knows only the given servers.
-    fn client(&self, servers: &[usize]) -> Client {
-        let i = self.clients.fetch_add(1, Ordering::Relaxed);
-        let node = self.net.start_node(
-            NodeName::new(format!("{}-c{i}@mem", self.prefix)),
-            NodeRole::Client,
-        );
-        let list = servers.iter().map(|&s| self.names[s].clone()).collect();
-        kv_app::client::start(&node, list, ClientTimeouts::default()).expect("client starts")
-    }
-
-    fn kv(&self, server: usize) -> KvStatus {
-        self.servers[server].status().kv
-    }
-
-    /// Waits until the running replicas have applied the same log and hold the same data.
-    async fn wait_replicas_equal(&self, running: &[usize]) {
-        wait_until("replicas equal", || {
-            let datas: BTreeSet<_> = running.iter().map(|&s| self.servers[s].data()).collect();
-            let applied: BTreeSet<_> = running.iter().map(|&s| self.servers[s].applied()).collect();
-            datas.len() == 1 && applied.len() == 1
-        })
-        .await;
-    }
-}
-
-/// Polls `ready` until it holds; fails the test after [`LONG`].
-async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what}: not within {LONG:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Three kv servers with the given forwarding options.
+async fn trio(prefix: &str, forwarding: Forwarding) -> Cluster {
+    let opts = ServerOptions {
+        forwarding,
+        ..ServerOptions::default()
+    };
+    Cluster::with_options(prefix, 3, opts).await
 }
 
 /// Forwarding with a patience no loaded test machine runs out of: for tests of routing,
@@ -103,7 +38,7 @@ fn patient() -> Forwarding {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_sent_to_followers_are_proposed_by_peer_0() {
-    let c = Trio::new("fwd", patient()).await;
+    let c = trio("fwd", patient()).await;
     within("operations through the followers", async {
         let one = c.client(&[1]);
         assert_eq!(one.write("a", "1").await.unwrap(), "1");
@@ -130,7 +65,7 @@ async fn operations_sent_to_followers_are_proposed_by_peer_0() {
         assert_eq!(c.client(&[0]).read("h").await.unwrap(), "91417210");
     })
     .await;
-    c.wait_replicas_equal(&[0, 1, 2]).await;
+    c.wait_replicas_equal().await;
     for follower in [1, 2] {
         let kv = c.kv(follower);
         assert_eq!(kv.proposed_locally, 0, "follower {follower}: {kv:?}");
@@ -144,7 +79,7 @@ async fn operations_sent_to_followers_are_proposed_by_peer_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deaf_leader_is_bypassed_and_forwarding_resumes_when_it_listens() {
-    let c = Trio::new("fwdeaf", Forwarding::default()).await;
+    let c = trio("fwdeaf", Forwarding::default()).await;
     let ck = c.client(&[1]);
     within("before", ck.write("k", "before")).await.unwrap();
     assert!(c.kv(1).forwarded > 0, "{:?}", c.kv(1));
@@ -178,12 +113,12 @@ async fn a_deaf_leader_is_bypassed_and_forwarding_resumes_when_it_listens() {
             .unwrap(),
         format!("after{}", n - 1)
     );
-    c.wait_replicas_equal(&[0, 1, 2]).await;
+    c.wait_replicas_equal().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_propose_themselves_once_the_leader_node_is_gone() {
-    let c = Trio::new("fwstop", Forwarding::default()).await;
+    let c = trio("fwstop", Forwarding::default()).await;
     let ck = c.client(&[1]);
     within("before", ck.write("k", "before")).await.unwrap();
     // The delete of that operation's reference is applied: no forward is outstanding.
@@ -208,7 +143,7 @@ async fn followers_propose_themselves_once_the_leader_node_is_gone() {
     // Its node is known to be down: nothing was sent there to time out.
     assert_eq!(after.forwards_timed_out, 0, "{after:?}");
     assert_eq!(after.forwarded, before.forwarded, "{after:?}");
-    c.wait_replicas_equal(&[1, 2]).await;
+    c.wait_replicas_equal_among(&[1, 2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +152,7 @@ async fn with_forwarding_off_every_node_proposes_itself() {
         enabled: false,
         ..Forwarding::default()
     };
-    let c = Trio::new("fwoff", off).await;
+    let c = trio("fwoff", off).await;
     within("operations", async {
         for s in 0..3 {
             let ck = c.client(&[s]);
@@ -232,12 +167,12 @@ async fn with_forwarding_off_every_node_proposes_itself() {
         assert!(kv.proposed_locally > 0, "server {s}: {kv:?}");
         assert_eq!(kv.forwarded, 0, "server {s}: {kv:?}");
     }
-    c.wait_replicas_equal(&[0, 1, 2]).await;
+    c.wait_replicas_equal().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_answers_a_forward_larger_than_a_batch_in_parts() {
-    let c = Trio::new("fwsplit", patient()).await;
+    let c = trio("fwsplit", patient()).await;
     // A stand-in for a follower's batcher, on a node of its own.
     let node = c.net.start_node("fwsplit-follower@mem", NodeRole::Server);
     let mut me = node.attach();

@@ -169,11 +169,18 @@ impl<V: PaxosValue> Paxos<V> {
     /// the timers. That saves a process wake-up on every operation's path.
     pub fn start(&self, seq: u64, value: V) {
         let t = &self.tables;
-        if seq == 0 || seq < self.min() || t.is_stopped() {
+        if seq == 0 || t.is_stopped() {
             return;
         }
-        t.learner.write().note_seq(seq);
-        if t.learner.read().decided(seq).is_some() {
+        let forgotten_or_decided = {
+            let mut learner = t.learner.write();
+            let forgotten = seq < learner.min();
+            if !forgotten {
+                learner.note_seq(seq);
+            }
+            forgotten || learner.decided(seq).is_some()
+        };
+        if forgotten_or_decided {
             return;
         }
         let now = t.now_ms();

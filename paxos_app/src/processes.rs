@@ -18,7 +18,7 @@ fn backoff_ms(failures: u32) -> u64 {
     base + rand::rng().random_range(0..=base)
 }
 
-/// The acceptor: answers `Prepare` and `Accept`.
+/// The acceptor: answers `Prepare`, `Accept`, `PrepareFrom` and `Query`.
 pub(crate) async fn acceptor<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
     loop {
         let env = p.recv().await;
@@ -29,14 +29,8 @@ pub(crate) async fn acceptor<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
             log::debug!("paxos_acceptor: unexpected message");
             continue;
         };
-        t.count(&msg.body);
-        t.observe(&msg);
-        let seq = msg.body.seq();
-        let known = t.learner.read().decided(seq).cloned();
-        let reply = t.acceptor.lock().handle(&msg, known.as_ref());
-        if let Some(reply) = reply {
-            t.send_all(p.pid(), vec![reply]);
-        }
+        let reply = t.handle(Role::Acceptor, &msg);
+        t.send_all(p.pid(), reply);
     }
 }
 
@@ -58,8 +52,7 @@ pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, ca
             }
             match env.downcast::<PaxosMessage<V>>() {
                 Ok(msg) => {
-                    t.count(&msg.body);
-                    t.observe(&msg);
+                    t.handle(Role::Learner, &msg);
                 }
                 Err(_) => log::debug!("paxos_learner: unexpected message"),
             }
@@ -115,12 +108,7 @@ pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
                     .tick(now, |_, failures| backoff_ms(failures))
             }
             Some(env) => match env.downcast::<PaxosMessage<V>>() {
-                Ok(msg) => {
-                    // A `Decided` from an acceptor that knew it is learned here too.
-                    t.observe(&msg);
-                    let now = t.now_ms();
-                    t.proposer.lock().handle(&msg, now)
-                }
+                Ok(msg) => t.handle(Role::Proposer, &msg),
                 Err(_) => {
                     log::debug!("paxos_proposer: unexpected message");
                     Vec::new()

@@ -79,15 +79,14 @@ impl<V: PaxosValue> Tables<V> {
         (l.local_done(), l.max(), l.min())
     }
 
-    /// Sends the machines' outgoing messages, stamped with this peer's id and `done`.
+    /// Sends the machines' outgoing messages, stamped with this peer's id and watermarks.
     pub(crate) fn send_all(&self, from: &Pid, out: Vec<Outgoing<V>>) {
         if out.is_empty() {
             return;
         }
         let (done, max, min) = self.watermarks();
         for o in out {
-            let (target, mut msg) = o.stamp(self.me, done, max);
-            msg.min = min;
+            let (target, msg) = o.stamp(self.me, done, max, min);
             match target {
                 Target::Peer(peer, role) => self.send_to(Some(from), peer, role, msg),
                 Target::AllPeers(role) => {
@@ -109,42 +108,44 @@ impl<V: PaxosValue> Tables<V> {
         let mut queue: VecDeque<Outgoing<V>> = out.into();
         while let Some(o) = queue.pop_front() {
             let (done, max, min) = self.watermarks();
-            let (target, mut msg) = o.stamp(self.me, done, max);
-            msg.min = min;
+            let (target, msg) = o.stamp(self.me, done, max, min);
             match target {
                 Target::Peer(peer, role) if peer == self.me => {
-                    queue.extend(self.handle_locally(role, msg));
+                    queue.extend(self.handle(role, &msg));
                 }
                 Target::Peer(peer, role) => self.send_to(from, peer, role, msg),
                 Target::AllPeers(role) => {
                     for peer in (0..self.peers.len()).filter(|&peer| peer != self.me) {
                         self.send_to(from, peer, role, msg.clone());
                     }
-                    queue.extend(self.handle_locally(role, msg));
+                    queue.extend(self.handle(role, &msg));
                 }
             }
         }
     }
 
-    /// What this peer's `role` machine does with a message from this peer's proposer.
-    fn handle_locally(&self, role: Role, msg: Message<V>) -> Vec<Outgoing<V>> {
+    /// Runs this peer's `role` machine on a message that reached it (from its own
+    /// proposer, or through that machine's process) and returns what the machine wants
+    /// sent. Every message is observed by the learner first; requests are counted.
+    pub(crate) fn handle(&self, role: Role, msg: &Message<V>) -> Vec<Outgoing<V>> {
         match role {
             Role::Acceptor => {
                 self.count(&msg.body);
-                self.observe(&msg);
+                self.observe(msg);
                 let known = self.learner.read().decided(msg.body.seq()).cloned();
-                let reply = self.acceptor.lock().handle(&msg, known.as_ref());
+                let reply = self.acceptor.lock().handle(msg, known.as_ref());
                 reply.into_iter().collect()
             }
             Role::Learner => {
                 self.count(&msg.body);
-                self.observe(&msg);
+                self.observe(msg);
                 Vec::new()
             }
             Role::Proposer => {
-                self.observe(&msg);
+                // A `Decided` from an acceptor that knew it is learned here too.
+                self.observe(msg);
                 let now = self.now_ms();
-                self.proposer.lock().handle(&msg, now)
+                self.proposer.lock().handle(msg, now)
             }
         }
     }

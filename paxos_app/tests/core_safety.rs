@@ -137,9 +137,10 @@ impl Sim {
 
     /// Puts `out`, sent by peer `from`, on the wire.
     fn send(&mut self, from: PeerId, out: Vec<Outgoing<Value>>) {
-        let done = self.peers[from].learner.local_done();
+        let learner = &self.peers[from].learner;
+        let (done, max, min) = (learner.local_done(), learner.max(), learner.min());
         for outgoing in out {
-            let (target, msg) = outgoing.stamp(from, done, 0);
+            let (target, msg) = outgoing.stamp(from, done, max, min);
             match target {
                 Target::Peer(to, role) => self.post(to, role, msg),
                 Target::AllPeers(role) => {
@@ -190,7 +191,8 @@ impl Sim {
             }
             Role::Acceptor => {
                 core.learner.note_done(msg.from, msg.done);
-                core.learner.note_seq(msg.body.seq());
+                core.learner.note_min(msg.min);
+                core.learner.note_seq(msg.body.seq().max(msg.max));
                 let known = core.learner.decided(msg.body.seq()).cloned();
                 core.acceptor
                     .handle(&msg, known.as_ref())
@@ -199,7 +201,8 @@ impl Sim {
             }
             Role::Proposer => {
                 core.learner.note_done(msg.from, msg.done);
-                core.learner.note_seq(msg.body.seq());
+                core.learner.note_min(msg.min);
+                core.learner.note_seq(msg.body.seq().max(msg.max));
                 core.proposer.handle(&msg, now_ms)
             }
         };

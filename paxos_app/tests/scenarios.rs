@@ -121,16 +121,8 @@ async fn forgetting() {
         c.wait_n(10 + i as u64, n).await;
     }
     // The last peer's own watermark reached the others with its proposal: min is 3.
-    let deadline = tokio::time::Instant::now() + common::LONG;
     for i in 0..n {
-        while c.px(i).min() != 3 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "peer {i}: min {} instead of 3",
-                c.px(i).min()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        c.wait_min(i, 3).await;
         assert!(matches!(c.px(i).status(1), Status::Forgotten), "peer {i}");
         assert!(matches!(c.px(i).status(3), Status::Decided(33)), "peer {i}");
     }
@@ -157,16 +149,8 @@ async fn forgetting_frees_memory() {
     for i in 0..n {
         c.wait_n(11 + i as u64, n).await;
     }
-    let deadline = tokio::time::Instant::now() + common::LONG;
     for i in 0..n {
-        while c.px(i).min() != 11 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "peer {i}: min {}",
-                c.px(i).min()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        c.wait_min(i, 11).await;
         let held = c.px(i).held();
         assert!(held <= 5, "peer {i} still holds {held} instances");
     }

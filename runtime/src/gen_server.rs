@@ -372,19 +372,7 @@ pub fn start_link_with<S: GenServer>(parent: &Process, server: S, opts: StartOpt
 
 /// Runs `f`, turning a panic into an exit reason.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ExitReason> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(panic_reason)
-}
-
-/// The exit reason for a caught panic: its message.
-pub(crate) fn panic_reason(panic: Box<dyn std::any::Any + Send>) -> ExitReason {
-    let text = if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_string()
-    };
-    ExitReason::Panic(text)
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| ExitReason::from_panic(&*panic))
 }
 
 async fn serve<S: GenServer>(

@@ -245,6 +245,23 @@ impl Node {
         pid.node == self.inner.name && pid.serial == self.inner.serial
     }
 
+    /// The pid that stands for no process of this node: the sender of an exit signal
+    /// from outside any process, the subject of a `Down` for a name nobody holds.
+    fn nobody(&self) -> Pid {
+        Pid {
+            node: self.inner.name.clone(),
+            id: 0,
+            serial: self.inner.serial,
+        }
+    }
+
+    fn count_undeliverable(&self) {
+        self.inner
+            .counters
+            .undeliverable
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn lookup(&self, id: u64) -> Option<Arc<ProcShared>> {
         self.inner.shard(id).read().get(&id).cloned()
     }
@@ -336,9 +353,7 @@ impl Node {
                 shared.kill_waker.register(cx.waker());
                 match body.as_mut().poll(cx) {
                     Poll::Ready(Ok(v)) => Poll::Ready(v.into_reason()),
-                    Poll::Ready(Err(panic)) => {
-                        Poll::Ready(ExitReason::Panic(panic_message(&panic)))
-                    }
+                    Poll::Ready(Err(panic)) => Poll::Ready(ExitReason::from_panic(&*panic)),
                     Poll::Pending => match shared.kill_requested() {
                         Some(r) => Poll::Ready(r),
                         None => Poll::Pending,
@@ -403,17 +418,7 @@ impl Node {
             self.deliver_down(&watcher, mref, &from, reason.clone());
         }
         for (mref, (node, _)) in state.monitoring {
-            if node == self.inner.name {
-                self.remove_monitor_here(mref);
-            } else {
-                self.to_transport(
-                    &node,
-                    Wire::Demonitor {
-                        watcher: from.clone(),
-                        mref,
-                    },
-                );
-            }
+            self.drop_monitor_at(&node, &from, mref);
         }
     }
 
@@ -428,7 +433,7 @@ impl Node {
             // A pid of an earlier incarnation of this node: it is dead.
         } else {
             self.to_transport(
-                &to.node.clone(),
+                &to.node,
                 Wire::Exit {
                     from: from.clone(),
                     to: to.clone(),
@@ -462,7 +467,7 @@ impl Node {
                     },
                 ),
             );
-        } else if reason != ExitReason::Normal || (!link && from == &t.pid) {
+        } else if !reason.is_normal() || (!link && from == &t.pid) {
             t.kill_with(reason);
         }
     }
@@ -487,7 +492,7 @@ impl Node {
             }
         } else if watcher.node != self.inner.name {
             self.to_transport(
-                &watcher.node.clone(),
+                &watcher.node,
                 Wire::Down {
                     watcher: watcher.clone(),
                     mref,
@@ -525,7 +530,7 @@ impl Node {
             self.exit_signal(at, other, ExitReason::NoProc, true);
         } else {
             self.to_transport(
-                &at.node.clone(),
+                &at.node,
                 Wire::Link {
                     from: other.clone(),
                     to: at.clone(),
@@ -555,7 +560,7 @@ impl Node {
             }
         } else if b.node != self.inner.name {
             self.to_transport(
-                &b.node.clone(),
+                &b.node,
                 Wire::Unlink {
                     from: a.clone(),
                     to: b.clone(),
@@ -629,11 +634,7 @@ impl Node {
             let pid = match (resolved, target) {
                 (Some(p), _) => p,
                 (None, Dest::Pid(p)) => p.clone(),
-                (None, _) => Pid {
-                    node: self.inner.name.clone(),
-                    id: 0,
-                    serial: self.inner.serial,
-                },
+                (None, _) => self.nobody(),
             };
             self.deliver_down(watcher, mref, &pid, ExitReason::NoProc);
         }
@@ -645,17 +646,22 @@ impl Node {
             .lookup(watcher.id)
             .and_then(|w| w.state.lock().monitoring.remove(&mref));
         if let Some((node, _)) = entry {
-            if node == self.inner.name {
-                self.remove_monitor_here(mref);
-            } else {
-                self.to_transport(
-                    &node,
-                    Wire::Demonitor {
-                        watcher: watcher.clone(),
-                        mref,
-                    },
-                );
-            }
+            self.drop_monitor_at(&node, watcher, mref);
+        }
+    }
+
+    /// Removes the monitor `mref` of `watcher` where its target lives: here, or on `node`.
+    fn drop_monitor_at(&self, node: &NodeName, watcher: &Pid, mref: Ref) {
+        if *node == self.inner.name {
+            self.remove_monitor_here(mref);
+        } else {
+            self.to_transport(
+                node,
+                Wire::Demonitor {
+                    watcher: watcher.clone(),
+                    mref,
+                },
+            );
         }
     }
 
@@ -668,11 +674,7 @@ impl Node {
 
     /// Sends an exit signal to `to` as `exit(Pid, Reason)` does.
     pub fn exit(&self, from: Option<&Pid>, to: &Pid, reason: ExitReason) {
-        let from = from.cloned().unwrap_or_else(|| Pid {
-            node: self.inner.name.clone(),
-            id: 0,
-            serial: self.inner.serial,
-        });
+        let from = from.cloned().unwrap_or_else(|| self.nobody());
         self.exit_signal(&from, to, reason, false);
     }
 
@@ -751,10 +753,7 @@ impl Node {
         let remote_node = match &to {
             Dest::Pid(p) if self.is_local(p) => None,
             Dest::Pid(p) if p.node == self.inner.name => {
-                self.inner
-                    .counters
-                    .undeliverable
-                    .fetch_add(1, Ordering::Relaxed);
+                self.count_undeliverable();
                 return;
             }
             Dest::Pid(p) => Some(p.node.clone()),
@@ -798,10 +797,7 @@ impl Node {
             None => false,
         });
         if !delivered {
-            self.inner
-                .counters
-                .undeliverable
-                .fetch_add(1, Ordering::Relaxed);
+            self.count_undeliverable();
             log::trace!("{}: undeliverable message to {to}", self.inner.name);
         }
         delivered
@@ -861,10 +857,7 @@ impl Node {
                 if let Dest::Pid(p) = &to
                     && !self.is_local(p)
                 {
-                    self.inner
-                        .counters
-                        .undeliverable
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.count_undeliverable();
                     return;
                 }
                 let env = Envelope {
@@ -1010,15 +1003,5 @@ impl Node {
             // Attached handles are not tasks: end their bookkeeping here.
             self.process_exited(&p, ExitReason::Killed);
         }
-    }
-}
-
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_string()
     }
 }

@@ -122,20 +122,20 @@ impl Process {
         timeout: Option<Duration>,
         mut f: impl FnMut(Envelope) -> Result<T, Envelope>,
     ) -> Option<T> {
-        let mut i = 0;
-        while i < self.saved.len() {
-            let Some(env) = self.saved.remove(i) else {
+        // Each set-aside message is taken from the front and, when refused, put at the
+        // back: one pass leaves them in their order, with no shifting in the middle.
+        for refused in 0..self.saved.len() {
+            let Some(env) = self.saved.pop_front() else {
                 break;
             };
             match f(env) {
                 Ok(t) => {
+                    // Those refused went behind the unchecked ones: put them first again.
+                    self.saved.rotate_right(refused);
                     self.sync_saved();
                     return Some(t);
                 }
-                Err(env) => {
-                    self.saved.insert(i, env);
-                    i += 1;
-                }
+                Err(env) => self.saved.push_back(env),
             }
         }
         let deadline = timeout.map(|t| Instant::now() + t);

@@ -2,6 +2,7 @@
 
 use crate::pid::{Pid, Ref};
 use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::fmt;
 
 /// Why a process ended, or the reason carried by an exit signal.
@@ -39,6 +40,18 @@ impl ExitReason {
     /// True for `Normal` and `Shutdown`: the reasons a transient child is not restarted for.
     pub fn is_clean(&self) -> bool {
         matches!(self, ExitReason::Normal | ExitReason::Shutdown)
+    }
+
+    /// The reason for a caught panic: its message (`panic` when it has none as text).
+    pub(crate) fn from_panic(payload: &(dyn Any + Send)) -> Self {
+        let text = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic".to_string()
+        };
+        ExitReason::Panic(text)
     }
 }
 

@@ -596,7 +596,7 @@ async fn start_child(ctx: &mut Process, start: &Arc<StartFn>) -> Result<Pid, Exi
     let pid = AssertUnwindSafe(fut)
         .catch_unwind()
         .await
-        .map_err(gen_server::panic_reason)??;
+        .map_err(|panic| ExitReason::from_panic(&*panic))??;
     ctx.link(&pid);
     Ok(pid)
 }

@@ -190,12 +190,29 @@ async fn links_propagate_abnormal_exits_and_trap_exit_turns_them_into_messages()
     );
     assert!(!n.is_alive(&middle));
 
-    // A normal exit does not kill linked processes.
-    let (survivor, mref) = me.spawn_monitor(|mut p: Process| async move {
-        p.spawn_link(|_c: Process| async {});
+    // A normal exit does not kill linked processes. The survivor also monitors its
+    // child: a Down comes after the exit signals, so once the survivor has it (and
+    // reports), the child's signal has reached it.
+    let observer = me.pid().clone();
+    let (survivor, mref) = me.spawn_monitor(move |mut p: Process| async move {
+        let child = p.spawn_link(|mut c: Process| async move {
+            c.receive_type::<Ping>(None).await;
+        });
+        let child_mref = p.monitor(&child);
+        p.send(&child, Ping(0));
+        let down = p
+            .receive_match::<Down>(None, |d| d.mref == child_mref)
+            .await;
+        if down.is_some_and(|d| d.reason == ExitReason::Normal) {
+            p.send(&observer, Pong(0));
+        }
         p.receive_type::<Ping>(None).await;
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        me.receive_type::<Pong>(Some(LONG)).await,
+        Some(Pong(0)),
+        "the survivor outlived its child's normal exit"
+    );
     assert!(n.is_alive(&survivor), "normal exit must not propagate");
     me.send(&survivor, Ping(0));
     assert_eq!(expect_down(&mut me, mref).await.reason, ExitReason::Normal);

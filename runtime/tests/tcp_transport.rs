@@ -83,6 +83,47 @@ fn spawn_echo(node: &Node, name: &str) -> Pid {
     pid
 }
 
+/// Asks the echo process at `to` to send `n` and `text` back to `p`.
+fn ask_echo(p: &Process, to: impl Into<Dest>, n: u64, text: &str) {
+    p.send(
+        to,
+        Echo {
+            reply_to: p.pid().clone(),
+            n,
+            text: text.into(),
+        },
+    );
+}
+
+/// How a peer that is not a real node (a test driving the handshake by hand) names itself.
+fn fake_identity(name: &str, instance: u64) -> Identity {
+    Identity {
+        name: NodeName::new(name),
+        role: NodeRole::Server,
+        listen: None,
+        instance,
+    }
+}
+
+/// Starts node `name` listening on `addr`, retrying until the port is free again (an
+/// earlier listener on it may take a moment to go).
+async fn start_on(name: &str, addr: SocketAddr) -> (Node, TcpTransport) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match TcpTransport::start(name, NodeRole::Server, TcpConfig::new(COOKIE).listen(addr)).await
+        {
+            Ok(started) => return started,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "cannot listen on {addr} again: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !check() {
@@ -113,26 +154,12 @@ async fn send_by_pid_and_by_name_both_ways() {
     let mut pb = b.attach();
 
     // a -> b by (name, node); the reply comes back by pid.
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 1,
-            text: "hello".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 1, "hello");
     let e = expect_echo(&mut pa, 1).await;
     assert_eq!((e.text.as_str(), e.by.as_str()), ("hello", "b@127.0.0.1"));
 
     // b -> a by name, then by the pid a's echo answered from.
-    pb.send(
-        ("echo", a.name().clone()),
-        Echo {
-            reply_to: pb.pid().clone(),
-            n: 2,
-            text: "back".into(),
-        },
-    );
+    ask_echo(&pb, ("echo", a.name().clone()), 2, "back");
     let env = pb
         .receive(Some(WAIT), |env| match env.from().cloned() {
             Some(from) => env.downcast::<Echoed>().map(|e| (from, e)),
@@ -143,14 +170,7 @@ async fn send_by_pid_and_by_name_both_ways() {
     let (a_echo, e) = env;
     assert_eq!((e.n, e.by.as_str()), (2, "a@127.0.0.1"));
     assert_eq!(a_echo.node(), a.name());
-    pb.send(
-        &a_echo,
-        Echo {
-            reply_to: pb.pid().clone(),
-            n: 3,
-            text: "by pid".into(),
-        },
-    );
+    ask_echo(&pb, &a_echo, 3, "by pid");
     assert_eq!(expect_echo(&mut pb, 3).await.text, "by pid");
 
     // One connection serves both directions.
@@ -170,14 +190,7 @@ async fn a_listener_learns_the_address_of_a_node_that_dialed_in() {
     tb.add_peer("a@127.0.0.1", aa);
     spawn_echo(&a, "echo");
     let mut pb = b.attach();
-    pb.send(
-        ("echo", a.name().clone()),
-        Echo {
-            reply_to: pb.pid().clone(),
-            n: 1,
-            text: "x".into(),
-        },
-    );
+    ask_echo(&pb, ("echo", a.name().clone()), 1, "x");
     expect_echo(&mut pb, 1).await;
     let learned = ta
         .peers()
@@ -337,14 +350,7 @@ async fn stopping_a_remote_node_gives_noconnection_within_two_seconds() {
     pa.link(&echo);
     let mref = pa.monitor(&echo);
     // Make sure both frames went through before the node goes.
-    pa.send(
-        &echo,
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 1,
-            text: "up".into(),
-        },
-    );
+    ask_echo(&pa, &echo, 1, "up");
     expect_echo(&mut pa, 1).await;
     let stopped = Instant::now();
     b.stop();
@@ -368,18 +374,11 @@ async fn stopping_a_remote_node_gives_noconnection_within_two_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_on_the_same_address_is_reached_again() {
     init_log();
-    let ((a, _ta), (b, _tb)) = pair("a@127.0.0.1", "b@127.0.0.1").await;
-    let b_addr = _tb.local_addr().expect("listening");
+    let ((a, _ta), (b, tb)) = pair("a@127.0.0.1", "b@127.0.0.1").await;
+    let b_addr = tb.local_addr().expect("listening");
     spawn_echo(&b, "echo");
     let mut pa = a.attach();
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 1,
-            text: "first life".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 1, "first life");
     expect_echo(&mut pa, 1).await;
     let mref = pa.monitor(("echo", b.name().clone()));
     b.stop();
@@ -389,36 +388,14 @@ async fn a_node_restarted_on_the_same_address_is_reached_again() {
     );
 
     // Same name, same address: the port is free once the old listener is dropped.
-    let deadline = Instant::now() + WAIT;
-    let b2 = loop {
-        match TcpTransport::start(
-            "b@127.0.0.1",
-            NodeRole::Server,
-            TcpConfig::new(COOKIE).listen(b_addr),
-        )
-        .await
-        {
-            Ok((n, _)) => break n,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "cannot listen again: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let (b2, _tb2) = start_on("b@127.0.0.1", b_addr).await;
     spawn_echo(&b2, "echo");
     // The first sends may fall in a backoff window: resend until one is answered.
     let mut n = 1;
     let deadline = Instant::now() + WAIT;
     let echoed = loop {
         n += 1;
-        pa.send(
-            ("echo", b2.name().clone()),
-            Echo {
-                reply_to: pa.pid().clone(),
-                n,
-                text: "second life".into(),
-            },
-        );
+        ask_echo(&pa, ("echo", b2.name().clone()), n, "second life");
         if let Some(e) = pa
             .receive_match::<Echoed>(Some(Duration::from_millis(200)), |e| e.n == n)
             .await
@@ -453,14 +430,7 @@ async fn a_wrong_cookie_is_refused_and_good_connections_keep_working() {
     spawn_echo(&a, "echo");
     let inbox_pid = {
         let mut pb = b.attach();
-        pb.send(
-            ("echo", a.name().clone()),
-            Echo {
-                reply_to: pb.pid().clone(),
-                n: 1,
-                text: "before".into(),
-            },
-        );
+        ask_echo(&pb, ("echo", a.name().clone()), 1, "before");
         expect_echo(&mut pb, 1).await;
         pb
     };
@@ -470,14 +440,7 @@ async fn a_wrong_cookie_is_refused_and_good_connections_keep_working() {
     let mut pc = intruder.attach();
     let received_before = a.stats().received;
     let mref = pc.monitor(("echo", a.name().clone()));
-    pc.send(
-        ("echo", a.name().clone()),
-        Echo {
-            reply_to: pc.pid().clone(),
-            n: 9,
-            text: "let me in".into(),
-        },
-    );
+    ask_echo(&pc, ("echo", a.name().clone()), 9, "let me in");
     assert_eq!(
         expect_down(&mut pc, mref).await.reason,
         ExitReason::NoConnection
@@ -486,14 +449,7 @@ async fn a_wrong_cookie_is_refused_and_good_connections_keep_working() {
     assert!(!a.connected_nodes().contains(intruder.name()));
     // The good connection still works, and nothing from the intruder arrived.
     let mut pb = inbox_pid;
-    pb.send(
-        ("echo", a.name().clone()),
-        Echo {
-            reply_to: pb.pid().clone(),
-            n: 2,
-            text: "after".into(),
-        },
-    );
+    ask_echo(&pb, ("echo", a.name().clone()), 2, "after");
     assert_eq!(expect_echo(&mut pb, 2).await.text, "after");
     assert_eq!(a.stats().received, received_before + 1);
     assert!(
@@ -542,14 +498,7 @@ async fn bad_input_closes_only_the_offending_connection() {
     let mut n = 0;
     let mut check_good_link = async |pb: &mut Process| {
         n += 1;
-        pb.send(
-            ("echo", a.name().clone()),
-            Echo {
-                reply_to: pb.pid().clone(),
-                n,
-                text: "still here".into(),
-            },
-        );
+        ask_echo(pb, ("echo", a.name().clone()), n, "still here");
         expect_echo(pb, n).await;
     };
     check_good_link(&mut pb).await;
@@ -573,12 +522,7 @@ async fn bad_input_closes_only_the_offending_connection() {
 
     // An authenticated rogue peer: valid frames pass, an unknown target is only
     // undeliverable, a malformed frame closes the connection.
-    let rogue = Identity {
-        name: NodeName::new("rogue@127.0.0.1"),
-        role: NodeRole::Server,
-        listen: None,
-        instance: 7,
-    };
+    let rogue = fake_identity("rogue@127.0.0.1", 7);
     let mut raw = TcpStream::connect(a_addr).await.expect("connect");
     handshake::dial(&mut raw, &rogue, COOKIE.as_bytes(), Some(a.name()))
         .await
@@ -629,26 +573,12 @@ async fn a_deaf_node_drops_what_it_receives_but_can_still_send() {
     let mut pa = a.attach();
     pa.register("inbox").expect("register");
     // Connect first, so the drops below are the fault's, not a connection's.
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 0,
-            text: "hi".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 0, "hi");
     expect_echo(&mut pa, 0).await;
 
     b.faults().set_deaf(true);
     let dropped = b.stats().dropped_in;
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 1,
-            text: "hello?".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 1, "hello?");
     eventually("b drops the message", || b.stats().dropped_in > dropped).await;
     // b still sends.
     b.send(None, ("inbox", a.name().clone()), Note(5));
@@ -666,14 +596,7 @@ async fn a_deaf_node_drops_what_it_receives_but_can_still_send() {
             .is_none()
     );
     b.faults().set_deaf(false);
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 2,
-            text: "now?".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 2, "now?");
     assert_eq!(expect_echo(&mut pa, 2).await.text, "now?");
     a.stop();
     b.stop();
@@ -692,40 +615,19 @@ async fn allow_cuts_server_traffic_both_ways_but_not_clients() {
     let mut pc = c.attach();
     // Connections first.
     for (p, dest) in [(&mut pa, b.name()), (&mut pc, a.name())] {
-        p.send(
-            ("echo", dest.clone()),
-            Echo {
-                reply_to: p.pid().clone(),
-                n: 0,
-                text: "hi".into(),
-            },
-        );
+        ask_echo(p, ("echo", dest.clone()), 0, "hi");
         expect_echo(p, 0).await;
     }
 
     a.faults()
         .set_allow(Some(BTreeSet::from([a.name().clone()])));
     let (out_before, in_before) = (a.stats().dropped_out, a.stats().dropped_in);
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 1,
-            text: "cut".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 1, "cut");
     assert_eq!(a.stats().dropped_out, out_before + 1);
     b.send(None, ("inbox", a.name().clone()), Note(1));
     eventually("a drops b's message", || a.stats().dropped_in > in_before).await;
     // The client is never cut.
-    pc.send(
-        ("echo", a.name().clone()),
-        Echo {
-            reply_to: pc.pid().clone(),
-            n: 2,
-            text: "client".into(),
-        },
-    );
+    ask_echo(&pc, ("echo", a.name().clone()), 2, "client");
     assert_eq!(expect_echo(&mut pc, 2).await.by, "a@127.0.0.1");
     assert!(
         pa.receive_type::<Note>(Some(Duration::from_millis(100)))
@@ -734,14 +636,7 @@ async fn allow_cuts_server_traffic_both_ways_but_not_clients() {
     );
 
     a.faults().set_allow(None);
-    pa.send(
-        ("echo", b.name().clone()),
-        Echo {
-            reply_to: pa.pid().clone(),
-            n: 3,
-            text: "healed".into(),
-        },
-    );
+    ask_echo(&pa, ("echo", b.name().clone()), 3, "healed");
     assert_eq!(expect_echo(&mut pa, 3).await.text, "healed");
     a.stop();
     b.stop();
@@ -759,14 +654,7 @@ async fn a_client_only_node_is_reached_over_the_connection_it_opened() {
     assert_eq!(tc.local_addr(), None);
     spawn_echo(&a, "echo");
     let mut pc = c.attach();
-    pc.send(
-        ("echo", a.name().clone()),
-        Echo {
-            reply_to: pc.pid().clone(),
-            n: 1,
-            text: "from a client".into(),
-        },
-    );
+    ask_echo(&pc, ("echo", a.name().clone()), 1, "from a client");
     assert_eq!(expect_echo(&mut pc, 1).await.text, "from a client");
     assert!(!ta.peers().iter().any(|(n, _)| n == c.name()));
 
@@ -813,34 +701,13 @@ async fn an_unreachable_peer_is_down_and_retried_after_backoff() {
     assert!(ta.dropped_frames() >= 2);
 
     // Once something listens there, a later send connects.
-    let (g, _tg) = loop {
-        match TcpTransport::start(
-            "ghost@127.0.0.1",
-            NodeRole::Server,
-            TcpConfig::new(COOKIE).listen(dead),
-        )
-        .await
-        {
-            Ok(x) => break x,
-            Err(e) => {
-                assert!(started.elapsed() < WAIT, "cannot listen: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let (g, _tg) = start_on("ghost@127.0.0.1", dead).await;
     spawn_echo(&g, "echo");
     let deadline = Instant::now() + WAIT;
     let mut n = 0;
     loop {
         n += 1;
-        pa.send(
-            ("echo", g.name().clone()),
-            Echo {
-                reply_to: pa.pid().clone(),
-                n,
-                text: "found you".into(),
-            },
-        );
+        ask_echo(&pa, ("echo", g.name().clone()), n, "found you");
         if pa
             .receive_match::<Echoed>(Some(Duration::from_millis(200)), |e| e.n == n)
             .await
@@ -913,12 +780,7 @@ async fn a_slow_reader_gets_every_frame_in_order() {
     const BODY: usize = 8 * 1024;
     let fake = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.expect("accept");
-        let me = Identity {
-            name: NodeName::new("slow@127.0.0.1"),
-            role: NodeRole::Server,
-            listen: None,
-            instance: 1,
-        };
+        let me = fake_identity("slow@127.0.0.1", 1);
         let auth = handshake::accept(&mut s, &me, COOKIE.as_bytes())
             .await
             .expect("handshake");
@@ -1044,12 +906,7 @@ async fn one_connection_per_pair_and_a_restarted_peer_replaces_the_old_one() {
         .await
         .expect("bind");
     ta.add_peer("f@127.0.0.1", listener.local_addr().expect("addr"));
-    let fake = |instance| Identity {
-        name: NodeName::new("f@127.0.0.1"),
-        role: NodeRole::Server,
-        listen: None,
-        instance,
-    };
+    let fake = |instance| fake_identity("f@127.0.0.1", instance);
     // a dials the fake peer f (instance 5), which accepts.
     let mut pa = a.attach();
     let mref = pa.monitor(("x", NodeName::new("f@127.0.0.1")));

@@ -168,26 +168,19 @@ impl fmt::Display for Excerpt {
             "  longest linearizable prefix: {} operation(s), leaving the value {value}",
             self.prefix_len
         )];
-        if !self.prefix_tail.is_empty() {
-            lines.push("  ending with:".to_string());
-            lines.extend(
-                self.prefix_tail
-                    .iter()
-                    .map(|op| format!("    {}", op.to_json_line())),
-            );
-        }
-        if let Some(stuck) = &self.stuck {
-            lines.push("  cannot be extended by this operation before it returns:".to_string());
-            lines.push(format!("    {}", stuck.to_json_line()));
-        }
-        if !self.pending.is_empty() {
-            lines.push("  nor by the others called by then:".to_string());
-            lines.extend(
-                self.pending
-                    .iter()
-                    .map(|op| format!("    {}", op.to_json_line())),
-            );
-        }
+        // A heading, then its operations one per line (nothing when there are none).
+        let mut section = |heading: &str, ops: &[Operation]| {
+            if !ops.is_empty() {
+                lines.push(format!("  {heading}"));
+                lines.extend(ops.iter().map(|op| format!("    {}", op.to_json_line())));
+            }
+        };
+        section("ending with:", &self.prefix_tail);
+        section(
+            "cannot be extended by this operation before it returns:",
+            self.stuck.as_slice(),
+        );
+        section("nor by the others called by then:", &self.pending);
         if self.pending_omitted > 0 {
             lines.push(format!("    ... and {} more", self.pending_omitted));
         }

@@ -123,7 +123,8 @@ impl Session {
         }
     }
 
-    /// One operation per stdin line, in order; one JSON line each.
+    /// One operation per stdin line, in order; one JSON line each. Stops (with an error)
+    /// after the line of an operation no server would take because of our cookie.
     async fn pipe(&self) -> Result<(), CliError> {
         let client_id = rand::random::<u64>() >> 11; // fits a JSON number exactly
         let mut stdin = BufReader::new(tokio::io::stdin());
@@ -139,51 +140,55 @@ impl Session {
                 return Ok(());
             }
             let line = strip_line_end(&raw);
-            let record = match std::str::from_utf8(line) {
-                Err(_) => output::malformed_record(
-                    "the line is not UTF-8",
-                    &String::from_utf8_lossy(line),
+            let (record, refused) = match std::str::from_utf8(line) {
+                Err(_) => (
+                    output::malformed_record(
+                        "the line is not UTF-8",
+                        &String::from_utf8_lossy(line),
+                    ),
+                    None,
                 ),
                 Ok(text) => match op_line::parse(text) {
-                    Err(why) => output::malformed_record(&why, text),
-                    Ok(op) => {
-                        let call = output::now_micros();
-                        let done = self.perform(&op).await;
-                        let ret = output::now_micros();
-                        let outcome = match done {
-                            Ok(Ok(result)) => PipeOutcome::Done(result),
-                            Ok(Err(ClientError::Timeout)) => {
-                                if !warned {
-                                    warned = true;
-                                    log::warn!("{}", self.timeout_message().await);
-                                }
-                                PipeOutcome::Failed("timeout".into())
-                            }
-                            Ok(Err(e)) => PipeOutcome::Failed(e.to_string()),
-                            Err(report) => {
-                                let record = output::pipe_record(
-                                    client_id,
-                                    op.kind,
-                                    &op.key,
-                                    &op.value,
-                                    &PipeOutcome::Failed(
-                                        "connection refused: wrong cookie?".into(),
-                                    ),
-                                    call,
-                                    ret,
-                                );
-                                output::line(&record).map_err(CliError::io("writing stdout"))?;
-                                return Err(CliError::Unreachable(report.summary()));
-                            }
-                        };
-                        output::pipe_record(
-                            client_id, op.kind, &op.key, &op.value, &outcome, call, ret,
-                        )
-                    }
+                    Err(why) => (output::malformed_record(&why, text), None),
+                    Ok(op) => self.piped(client_id, &op, &mut warned).await,
                 },
             };
             output::line(&record).map_err(CliError::io("writing stdout"))?;
+            if let Some(report) = refused {
+                return Err(CliError::Unreachable(report.summary()));
+            }
         }
+    }
+
+    /// Runs one piped operation; returns its JSON line, and the probe's report when every
+    /// server refused our cookie. The first timeout is explained once in a warning.
+    async fn piped(
+        &self,
+        client_id: u64,
+        op: &OpLine,
+        warned: &mut bool,
+    ) -> (String, Option<probe::Report>) {
+        let call = output::now_micros();
+        let done = self.perform(op).await;
+        let ret = output::now_micros();
+        let (outcome, refused) = match done {
+            Ok(Ok(result)) => (PipeOutcome::Done(result), None),
+            Ok(Err(ClientError::Timeout)) => {
+                if !*warned {
+                    *warned = true;
+                    log::warn!("{}", self.timeout_message().await);
+                }
+                (PipeOutcome::Failed("timeout".into()), None)
+            }
+            Ok(Err(e)) => (PipeOutcome::Failed(e.to_string()), None),
+            Err(report) => (
+                PipeOutcome::Failed("connection refused: wrong cookie?".into()),
+                Some(report),
+            ),
+        };
+        let record =
+            output::pipe_record(client_id, op.kind, &op.key, &op.value, &outcome, call, ret);
+        (record, refused)
     }
 }
 

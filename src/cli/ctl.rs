@@ -77,10 +77,7 @@ mod tests {
 
     #[test]
     fn allow_qualifies_bare_names_with_the_targets_host() {
-        let target = Endpoint {
-            name: "s1@10.0.0.1".into(),
-            addr: ([127, 0, 0, 1], 7101).into(),
-        };
+        let target = Endpoint::loopback("s1@10.0.0.1", 7101);
         let request = request_for(
             CtlCommand::Allow {
                 names: vec!["s1".into(), "s2@other".into()],

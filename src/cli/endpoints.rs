@@ -12,6 +12,17 @@ pub struct Endpoint {
     pub addr: SocketAddr,
 }
 
+#[cfg(test)]
+impl Endpoint {
+    /// `name` at 127.0.0.1:`port`, for tests.
+    pub fn loopback(name: &str, port: u16) -> Endpoint {
+        Endpoint {
+            name: name.into(),
+            addr: ([127, 0, 0, 1], port).into(),
+        }
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.name, self.addr)
@@ -114,13 +125,7 @@ mod tests {
     #[test]
     fn endpoints_qualify_bare_names_with_the_address() {
         let e = parse_endpoint("s1=127.0.0.1:7101");
-        assert_eq!(
-            e,
-            Ok(Endpoint {
-                name: "s1@127.0.0.1".into(),
-                addr: ([127, 0, 0, 1], 7101).into()
-            })
-        );
+        assert_eq!(e, Ok(Endpoint::loopback("s1@127.0.0.1", 7101)));
         let e = parse_endpoint("s1@box=127.0.0.1:7101");
         assert!(e.is_ok_and(|e| e.name == "s1@box"));
         assert!(parse_endpoint("127.0.0.1:7101").is_err());

@@ -90,20 +90,13 @@ pub async fn start_server(
 mod tests {
     use super::*;
 
-    fn endpoint(name: &str, port: u16) -> Endpoint {
-        Endpoint {
-            name: name.into(),
-            addr: ([127, 0, 0, 1], port).into(),
-        }
-    }
-
     #[test]
     fn the_peer_list_may_or_may_not_name_the_node_itself() {
         let listen: SocketAddr = ([127, 0, 0, 1], 1).into();
         let all = [
-            endpoint("s1@h", 1),
-            endpoint("s2@h", 2),
-            endpoint("s3@h", 3),
+            Endpoint::loopback("s1@h", 1),
+            Endpoint::loopback("s2@h", 2),
+            Endpoint::loopback("s3@h", 3),
         ];
         let others = other_peers("s1@h", listen, &all).expect("valid");
         assert_eq!(others, all[1..].to_vec());
@@ -114,7 +107,7 @@ mod tests {
     #[test]
     fn a_name_with_two_addresses_is_refused() {
         let listen: SocketAddr = ([127, 0, 0, 1], 1).into();
-        let peers = [endpoint("s2@h", 2), endpoint("s2@h", 3)];
+        let peers = [Endpoint::loopback("s2@h", 2), Endpoint::loopback("s2@h", 3)];
         assert!(matches!(
             other_peers("s1@h", listen, &peers),
             Err(CliError::BadInput(_))

@@ -146,18 +146,11 @@ pub async fn unless_refused<T>(
 mod tests {
     use super::*;
 
-    fn endpoint(name: &str, port: u16) -> Endpoint {
-        Endpoint {
-            name: name.into(),
-            addr: ([127, 0, 0, 1], port).into(),
-        }
-    }
-
     #[test]
     fn summaries_name_every_server() {
         let all_bad = Report(vec![
-            (endpoint("s1@h", 1), Reachability::WrongCookie),
-            (endpoint("s2@h", 2), Reachability::WrongCookie),
+            (Endpoint::loopback("s1@h", 1), Reachability::WrongCookie),
+            (Endpoint::loopback("s2@h", 2), Reachability::WrongCookie),
         ]);
         assert!(all_bad.all_wrong_cookie());
         assert_eq!(
@@ -165,9 +158,9 @@ mod tests {
             "connection refused by s1@h, s2@h: wrong cookie?"
         );
         let mixed = Report(vec![
-            (endpoint("s1@h", 1), Reachability::Accepted),
+            (Endpoint::loopback("s1@h", 1), Reachability::Accepted),
             (
-                endpoint("s2@h", 2),
+                Endpoint::loopback("s2@h", 2),
                 Reachability::Unreachable("refused".into()),
             ),
         ]);
@@ -186,7 +179,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let r = probe(&endpoint("s1@127.0.0.1", port), "c").await;
+        let r = probe(&Endpoint::loopback("s1@127.0.0.1", port), "c").await;
         assert!(matches!(r, Reachability::Unreachable(_)), "{r:?}");
     }
 }

@@ -101,10 +101,6 @@ impl Proc {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// The next stdout line, waiting at most `within`; `None` on timeout or end.
     pub fn next_line(&mut self, within: Duration) -> Option<String> {
         match self.lines.recv_timeout(within) {
@@ -367,24 +363,6 @@ impl Cluster {
         let mut all = vec!["client", "--servers", servers, "--cookie", &self.cookie];
         all.extend_from_slice(args);
         run(&all, None, within)
-    }
-
-    /// `paxoskv client --pipe` fed with `input`, to its end.
-    pub fn pipe(&self, servers: &str, timeout_secs: &str, input: &str, within: Duration) -> Out {
-        run(
-            &[
-                "client",
-                "--servers",
-                servers,
-                "--cookie",
-                &self.cookie,
-                "--timeout",
-                timeout_secs,
-                "--pipe",
-            ],
-            Some(input),
-            within,
-        )
     }
 
     /// A `paxoskv client --pipe` left running, fed through `Proc::send`.

@@ -517,20 +517,15 @@ fn node_states<'a>(
 }
 
 /// The actions that take every node through the states `windows` give it: at each start
-/// or end, the difference between the old and the new settings of each live node, then
-/// crashes and kills starting then.
+/// or end, the crashes starting then, the difference between the old and the new settings
+/// of each live node, then the kills starting then.
 fn steps_for(nodes: usize, windows: &[FaultWindow]) -> Vec<Step> {
     let mut instants: Vec<Duration> = windows.iter().flat_map(|w| [w.start, w.end]).collect();
     instants.sort();
     instants.dedup();
     let everyone: BTreeSet<usize> = (0..nodes).collect();
-    let mut current: Vec<NodeState> = (0..nodes)
-        .map(|_| NodeState {
-            deaf: false,
-            drop: 0.0,
-            allowed: everyone.clone(),
-        })
-        .collect();
+    // No window active: every node healthy.
+    let mut current = node_states(nodes, []).per_node;
     let mut crashed: BTreeSet<usize> = BTreeSet::new();
     let mut steps = Vec::new();
     for at in instants {

@@ -3,7 +3,7 @@
 //! the leader (and for how long), and the instances the leader named that this node never
 //! heard of. Also the forwarding options and the batcher's counters shown by `status`.
 
-use super::{Origin, Waiting};
+use super::{Origin, Pending, Waiting};
 use crate::Log;
 use crate::messages::{BATCHER, Forward, ForwardedAt, Proposed};
 use crate::ops::LogEntry;
@@ -165,7 +165,7 @@ impl Forwarder {
         &mut self,
         p: &Process,
         at: ForwardedAt,
-        pending: &mut Vec<Waiting>,
+        pending: &mut Pending,
         now: Instant,
     ) {
         let listed: HashSet<&LogEntry> = at.entries.iter().collect();

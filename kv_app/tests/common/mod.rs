@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use kv_app::app::KvStatus;
 use kv_app::{Client, ClientTimeouts, KvServer, ServerOptions, start_server};
 use runtime::transport::memory::Network;
 use runtime::{Node, NodeName, NodeRole};
@@ -21,6 +22,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn new(prefix: &str, n: usize) -> Cluster {
+        Cluster::with_options(prefix, n, ServerOptions::default()).await
+    }
+
+    /// `n` servers started with `opts`.
+    pub async fn with_options(prefix: &str, n: usize, opts: ServerOptions) -> Cluster {
         let net = Network::new();
         let names: Vec<NodeName> = (0..n)
             .map(|i| NodeName::new(format!("{prefix}-s{i}@mem")))
@@ -28,7 +34,7 @@ impl Cluster {
         let mut servers = Vec::new();
         for name in &names {
             let node = net.start_node(name.clone(), NodeRole::Server);
-            let s = start_server(&node, names.clone(), ServerOptions::default())
+            let s = start_server(&node, names.clone(), opts)
                 .await
                 .expect("kv server starts");
             servers.push(s);
@@ -65,6 +71,11 @@ impl Cluster {
         self.servers[i].node()
     }
 
+    /// The kv part of server `i`'s status.
+    pub fn kv(&self, i: usize) -> KvStatus {
+        self.servers[i].status().kv
+    }
+
     pub fn partition(&self, groups: &[&[usize]]) {
         for group in groups {
             let allowed: BTreeSet<NodeName> =
@@ -96,10 +107,16 @@ impl Cluster {
 
     /// Waits until every replica has applied the same log prefix and holds the same data.
     pub async fn wait_replicas_equal(&self) {
+        let all: Vec<usize> = (0..self.servers.len()).collect();
+        self.wait_replicas_equal_among(&all).await;
+    }
+
+    /// [`Cluster::wait_replicas_equal`] for the given servers only (the running ones).
+    pub async fn wait_replicas_equal_among(&self, running: &[usize]) {
         let deadline = tokio::time::Instant::now() + LONG;
         loop {
-            let datas: Vec<_> = self.servers.iter().map(|s| s.data()).collect();
-            let applied: Vec<u64> = self.servers.iter().map(|s| s.applied()).collect();
+            let datas: Vec<_> = running.iter().map(|&i| self.servers[i].data()).collect();
+            let applied: Vec<u64> = running.iter().map(|&i| self.servers[i].applied()).collect();
             if datas.windows(2).all(|w| w[0] == w[1]) && applied.windows(2).all(|w| w[0] == w[1]) {
                 return;
             }
@@ -125,6 +142,18 @@ pub fn seed(test: &str) -> u64 {
         });
     eprintln!("{test}: seed {seed} (replay with KV_TEST_SEED={seed})");
     seed
+}
+
+/// Polls `ready` until it holds; fails the test after [`LONG`].
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {LONG:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Runs `f` with a deadline, so a hung operation fails the test with a message.

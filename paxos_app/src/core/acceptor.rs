@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use log::debug;
 
-use super::{Ballot, Body, Message, Outgoing, Role, Seq, Target, Value};
+use super::{Ballot, Body, Message, Outgoing, Role, Seq, Target, Value, forget_entries_below};
 
 /// What one acceptor remembers about one instance.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,8 +59,9 @@ impl<V: Value> AcceptorState<V> {
     ///
     /// `known_decision` is the value this peer's learner already holds for the message's
     /// instance, if any: the acceptor then answers `Decided` so the proposer stops at once.
-    /// Messages below the forgetting floor, and bodies that are not for an acceptor, get
-    /// no reply.
+    /// A `Query` is answered only with a known decision. Messages below the forgetting
+    /// floor (except `PrepareFrom`, which covers every instance from its start on), and
+    /// bodies that are not for an acceptor, get no reply.
     pub fn handle(&mut self, msg: &Message<V>, known_decision: Option<&V>) -> Option<Outgoing<V>> {
         let seq = msg.body.seq();
         if let Body::PrepareFrom { from, ballot } = msg.body {
@@ -191,13 +192,7 @@ impl<V: Value> AcceptorState<V> {
     /// Drops everything about instances below `min` and ignores them from now on; returns
     /// how many instances were freed. A lower `min` than before changes nothing.
     pub fn forget_below(&mut self, min: Seq) -> usize {
-        if min <= self.floor {
-            return 0;
-        }
-        let before = self.slots.len();
-        self.slots = self.slots.split_off(&min);
-        self.floor = min;
-        before - self.slots.len()
+        forget_entries_below(&mut self.slots, &mut self.floor, min)
     }
 
     /// The lowest instance not forgotten.
@@ -242,13 +237,7 @@ mod tests {
     #[test]
     fn query_is_answered_only_with_a_known_decision() {
         let mut a: AcceptorState<u32> = AcceptorState::new();
-        let query = Message {
-            from: 2,
-            done: 0,
-            max: 0,
-            min: 0,
-            body: Body::Query { seq: 4 },
-        };
+        let query = msg(2, Body::Query { seq: 4 });
         assert_eq!(a.handle(&query, None), None);
         assert_eq!(
             a.handle(&query, Some(&9)),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use log::{error, warn};
 
-use super::{Body, Message, PeerId, Seq, Value};
+use super::{Body, Message, PeerId, Seq, Value, forget_entries_below};
 
 /// What a peer knows about one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,8 +48,9 @@ impl<V: Value> LearnerState<V> {
     }
 
     /// Takes in any message that reached this peer, whatever machine it is for: records
-    /// the sender's `done` watermark and the instance number, and learns the value of a
-    /// `Decided`. Returns the instance if this message decided it here for the first time.
+    /// the sender's `done` watermark and `min` and the instance numbers it names (its own
+    /// and the sender's `max`), and learns the value of a `Decided`. Returns the instance
+    /// if this message decided it here for the first time.
     pub fn observe(&mut self, msg: &Message<V>) -> Option<Seq> {
         self.note_done(msg.from, msg.done);
         self.note_min(msg.min);
@@ -170,13 +171,7 @@ impl<V: Value> LearnerState<V> {
     /// Drops the decided values below `min`; returns how many were freed. A lower `min`
     /// than before changes nothing.
     pub fn forget_below(&mut self, min: Seq) -> usize {
-        if min <= self.floor {
-            return 0;
-        }
-        let before = self.decided.len();
-        self.decided = self.decided.split_off(&min);
-        self.floor = min;
-        before - self.decided.len()
+        forget_entries_below(&mut self.decided, &mut self.floor, min)
     }
 
     /// Forgets everything below [`LearnerState::min`]. Returns the new floor when it rose,

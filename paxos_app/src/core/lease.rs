@@ -177,7 +177,6 @@ impl<V: Value> Lease<V> {
         now_ms: u64,
         timeout_ms: u64,
         resend_ms: u64,
-        peers: usize,
     ) -> (Vec<Outgoing<V>>, bool) {
         let Lease::Acquiring {
             ballot,
@@ -198,8 +197,8 @@ impl<V: Value> Lease<V> {
             return (Vec::new(), false);
         }
         *last_sent_ms = now_ms;
-        let again = (0..peers)
-            .filter(|&p| !promises.has(p))
+        let again = promises
+            .missing()
             .map(|p| {
                 Outgoing::new(
                     Target::Peer(p, Role::Acceptor),
@@ -299,8 +298,8 @@ mod tests {
         lease.begin(b, 1, 3, 0);
         lease.promised(0, 1, b, &[]);
         assert_eq!(lease.deadline_ms(100, 30), Some(30));
-        assert_eq!(lease.tick(29, 100, 30, 3), (Vec::new(), false));
-        let (again, gave_up) = lease.tick(30, 100, 30, 3);
+        assert_eq!(lease.tick(29, 100, 30), (Vec::new(), false));
+        let (again, gave_up) = lease.tick(30, 100, 30);
         assert!(!gave_up);
         let to: Vec<Target> = again.iter().map(|o| o.to).collect();
         assert_eq!(
@@ -310,7 +309,7 @@ mod tests {
                 Target::Peer(2, Role::Acceptor)
             ]
         );
-        assert_eq!(lease.tick(100, 100, 30, 3), (Vec::new(), true));
+        assert_eq!(lease.tick(100, 100, 30), (Vec::new(), true));
         assert!(lease.is_idle());
         assert_eq!(lease.deadline_ms(100, 30), None);
     }

@@ -7,9 +7,10 @@ use super::{Ballot, PeerId, Seq};
 /// Which of a peer's three machines a message is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
-    /// Receives `Prepare` and `Accept`.
+    /// Receives `Prepare`, `Accept`, `PrepareFrom` and `Query`.
     Acceptor,
-    /// Receives `Promise`, `Accepted`, `Reject`, and `Decided` from an acceptor that knew it.
+    /// Receives `Promise`, `PromiseFrom`, `Accepted`, `Reject`, and `Decided` from an
+    /// acceptor that knew it.
     Proposer,
     /// Receives `Decided`.
     Learner,
@@ -59,10 +60,10 @@ pub enum Body<V> {
     /// `value` is chosen for `seq`: proposer → learners, or acceptor → proposer when the
     /// acceptor already knew the outcome.
     Decided { seq: Seq, value: V },
-    /// Learner → every acceptor: a peer that missed the decision of `seq` asks for it; an
-    /// acceptor whose peer knows it answers `Decided` to the asking learner, the others
-    /// stay silent. This is how a peer that was deaf, cut off or late catches up without
-    /// its application starting the instance again.
+    /// Learner → the other peers' acceptors: a peer that missed the decision of `seq` asks
+    /// for it; an acceptor whose peer knows it answers `Decided` to the asking learner,
+    /// the others stay silent. This is how a peer that was deaf, cut off or late catches
+    /// up without its application starting the instance again.
     Query { seq: Seq },
     /// Multi-Paxos phase 1a for every instance from `from` on at once: a proposer that
     /// holds the resulting lease skips `Prepare` for those instances (see `lease.rs`).
@@ -127,8 +128,8 @@ pub struct Message<V> {
     pub body: Body<V>,
 }
 
-/// A message a machine wants sent. The driver stamps it with its own peer id and `done`
-/// watermark ([`Outgoing::stamp`]) and delivers it to `to`.
+/// A message a machine wants sent. The driver stamps it with its own peer id and
+/// watermarks ([`Outgoing::stamp`]) and delivers it to `to`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outgoing<V> {
     /// Where it goes.
@@ -143,16 +144,16 @@ impl<V> Outgoing<V> {
         Outgoing { to, body }
     }
 
-    /// The network message, sent by peer `from` whose watermark is `done` and whose
-    /// highest instance seen is `max`.
-    pub fn stamp(self, from: PeerId, done: Seq, max: Seq) -> (Target, Message<V>) {
+    /// The network message, sent by peer `from` whose watermark is `done`, whose highest
+    /// instance seen is `max` and whose `min` is `min` (see [`Message`]; 0 says nothing).
+    pub fn stamp(self, from: PeerId, done: Seq, max: Seq, min: Seq) -> (Target, Message<V>) {
         (
             self.to,
             Message {
                 from,
                 done,
                 max,
-                min: 0,
+                min,
                 body: self.body,
             },
         )
@@ -188,14 +189,29 @@ mod tests {
                 seq: 6,
                 value: "v".into(),
             },
+            Body::Query { seq: 7 },
+            Body::PrepareFrom { from: 8, ballot },
+            Body::PromiseFrom {
+                from: 9,
+                ballot,
+                accepted: vec![(10, ballot, "v".into())],
+            },
         ];
         let seqs: Vec<Seq> = bodies.iter().map(Body::seq).collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let kinds: Vec<&str> = bodies.iter().map(Body::kind).collect();
         assert_eq!(
             kinds,
             vec![
-                "prepare", "promise", "accept", "accepted", "reject", "decided"
+                "prepare",
+                "promise",
+                "accept",
+                "accepted",
+                "reject",
+                "decided",
+                "query",
+                "prepare_from",
+                "promise_from"
             ]
         );
     }
@@ -209,11 +225,13 @@ mod tests {
                 value: 42u32,
             },
         );
-        let (to, msg) = out.stamp(2, 7, 9);
+        let (to, msg) = out.stamp(2, 7, 9, 5);
         assert_eq!(to, Target::AllPeers(Role::Learner));
         assert_eq!(to.role(), Role::Learner);
         assert_eq!(msg.from, 2);
         assert_eq!(msg.done, 7);
+        assert_eq!(msg.max, 9);
+        assert_eq!(msg.min, 5);
         assert_eq!(msg.body.seq(), 9);
         assert_eq!(Target::Peer(1, Role::Acceptor).role(), Role::Acceptor);
     }

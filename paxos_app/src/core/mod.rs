@@ -28,10 +28,12 @@
 //!
 //! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`], the
 //! sender's `done` watermark (the highest instance its application called done on, 0 if
-//! never) and the highest instance the sender has seen (so a peer that was cut off learns
-//! at once how far the others went). The machines return [`Outgoing`] bodies addressed to a [`Target`] (one peer's
-//! acceptor / proposer / learner, or that role on every peer, the sender included); the
-//! driver stamps them with its peer id and its learner's [`LearnerState::local_done`].
+//! never), the highest instance the sender has seen (so a peer that was cut off learns at
+//! once how far the others went) and the sender's `min`. The machines return [`Outgoing`]
+//! bodies addressed to a [`Target`] (one peer's acceptor / proposer / learner, or that role
+//! on every peer, the sender included); the driver stamps them ([`Outgoing::stamp`]) with
+//! its peer id and its learner's [`LearnerState::local_done`], [`LearnerState::max`] and
+//! [`LearnerState::min`].
 //!
 //! An acceptor that already knows the decision (the driver passes it the learner's value)
 //! answers a `Prepare` or `Accept` with `Decided` instead; the proposer stops and hands the
@@ -90,6 +92,7 @@ pub use messages::{Body, Message, Outgoing, Role, Target};
 pub use proposer::{Proposer, ProposerConfig};
 pub use quorum::majority;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use serde::Serialize;
@@ -106,3 +109,15 @@ pub type Seq = u64;
 pub trait Value: Clone + PartialEq + Debug + Serialize + DeserializeOwned {}
 
 impl<T: Clone + PartialEq + Debug + Serialize + DeserializeOwned> Value for T {}
+
+/// Drops the entries below `min` and raises `floor` to it; returns how many were dropped.
+/// A `min` at or below `floor` changes nothing. How every machine forgets.
+fn forget_entries_below<T>(entries: &mut BTreeMap<Seq, T>, floor: &mut Seq, min: Seq) -> usize {
+    if min <= *floor {
+        return 0;
+    }
+    let before = entries.len();
+    *entries = entries.split_off(&min);
+    *floor = min;
+    before - entries.len()
+}

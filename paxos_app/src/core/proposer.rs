@@ -11,7 +11,9 @@ use log::debug;
 
 use super::lease::{Cover, Lease};
 use super::quorum::Votes;
-use super::{Ballot, Body, Message, Outgoing, PeerId, Role, Seq, Target, Value};
+use super::{
+    Ballot, Body, Message, Outgoing, PeerId, Role, Seq, Target, Value, forget_entries_below,
+};
 
 /// Timing the driver chooses for its proposer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +67,17 @@ enum Phase<V> {
     },
 }
 
+impl<V> Phase<V> {
+    /// A fresh phase 1 started at `now_ms`, out of `peers` promises.
+    fn preparing(peers: usize, now_ms: u64) -> Self {
+        Phase::Preparing {
+            since_ms: now_ms,
+            promises: Votes::new(peers),
+            highest_accepted: None,
+        }
+    }
+}
+
 /// One instance this proposer is trying to get decided.
 #[derive(Clone, Debug, PartialEq)]
 struct Instance<V> {
@@ -113,9 +126,11 @@ impl<V: Value> Proposer<V> {
         }
     }
 
-    /// Starts proposing `value` for `seq`: a `Prepare` to every acceptor. If this proposer
-    /// is already driving `seq` it just carries on (the first value stays its proposal);
-    /// a forgotten or zero `seq` is ignored. The driver should not start an instance its
+    /// Starts proposing `value` for `seq`: a `Prepare` to every acceptor (with a lease:
+    /// an `Accept` under the held lease, nothing while it is being acquired, or a
+    /// `PrepareFrom` that starts acquiring one). If this proposer is already driving `seq`
+    /// it just carries on (the first value stays its proposal); a forgotten or zero `seq`
+    /// is ignored. The driver should not start an instance its
     /// learner already knows is decided.
     pub fn start(&mut self, seq: Seq, value: V, now_ms: u64) -> Vec<Outgoing<V>> {
         if seq == 0 || seq < self.floor || self.instances.contains_key(&seq) {
@@ -144,23 +159,15 @@ impl<V: Value> Proposer<V> {
                 highest_seen: ballot,
                 failures: 0,
                 last_sent_ms: now_ms,
-                phase: self.preparing(now_ms),
+                phase: Phase::preparing(self.peers, now_ms),
             },
         );
         vec![prepare(seq, ballot)]
     }
 
-    fn preparing(&self, now_ms: u64) -> Phase<V> {
-        Phase::Preparing {
-            since_ms: now_ms,
-            promises: Votes::new(self.peers),
-            highest_accepted: None,
-        }
-    }
-
-    /// Handles a reply from an acceptor (`Promise`, `Accepted`, `Reject`, or `Decided`)
-    /// and returns what to send next. Replies to an older attempt, repeats, and replies
-    /// about instances this proposer is not driving change nothing.
+    /// Handles a reply from an acceptor (`Promise`, `PromiseFrom`, `Accepted`, `Reject`,
+    /// or `Decided`) and returns what to send next. Replies to an older attempt, repeats,
+    /// and replies about instances this proposer is not driving change nothing.
     pub fn handle(&mut self, msg: &Message<V>, now_ms: u64) -> Vec<Outgoing<V>> {
         let seq = msg.body.seq();
         let me = self.me;
@@ -354,7 +361,7 @@ impl<V: Value> Proposer<V> {
                     instance.phase = Phase::AwaitingLease;
                     vec![self.lease.begin(ballot, seq, self.peers, now_ms)]
                 } else {
-                    instance.phase = self.preparing(now_ms);
+                    instance.phase = Phase::preparing(self.peers, now_ms);
                     vec![prepare(seq, ballot)]
                 }
             }
@@ -369,8 +376,13 @@ impl<V: Value> Proposer<V> {
             .filter(|(_, i)| matches!(i.phase, Phase::AwaitingLease))
             .map(|(&seq, _)| seq)
             .collect();
+        self.relaunch_leased(waiting, now_ms)
+    }
+
+    /// [`Proposer::launch_leased`] for each of `seqs` this proposer drives.
+    fn relaunch_leased(&mut self, seqs: Vec<Seq>, now_ms: u64) -> Vec<Outgoing<V>> {
         let mut out = Vec::new();
-        for seq in waiting {
+        for seq in seqs {
             if let Some(mut instance) = self.instances.remove(&seq) {
                 out.extend(self.launch_leased(seq, &mut instance, now_ms));
                 self.instances.insert(seq, instance);
@@ -392,9 +404,11 @@ impl<V: Value> Proposer<V> {
         }
     }
 
-    /// Advances time to `now_ms`: gives up attempts that waited longer than the answer
-    /// timeout with answers still missing, and retries failed attempts whose backoff has
-    /// passed, each with a ballot above any it heard of.
+    /// Advances time to `now_ms`: sends the current request again to the acceptors that
+    /// have not answered it for `resend_ms`, gives up attempts (and a lease being
+    /// acquired) that waited longer than the answer timeout with answers still missing,
+    /// and retries failed attempts whose backoff has passed, each with a ballot above any
+    /// it heard of.
     ///
     /// `backoff_ms(seq, failures)` is asked once per failure for the delay before the
     /// retry; `failures` counts the failed attempts of `seq` so far (1 for the first). The
@@ -407,7 +421,7 @@ impl<V: Value> Proposer<V> {
         let timeout = self.config.answer_timeout_ms;
         let resend = self.config.resend_ms;
         let peers = self.peers;
-        let (mut out, lease_given_up) = self.lease.tick(now_ms, timeout, resend, peers);
+        let (mut out, lease_given_up) = self.lease.tick(now_ms, timeout, resend);
         if lease_given_up {
             debug!("proposer {}: no lease: promises missing", self.me);
             self.fail_waiting(now_ms);
@@ -417,21 +431,19 @@ impl<V: Value> Proposer<V> {
         for (&seq, instance) in self.instances.iter_mut() {
             if now_ms >= instance.last_sent_ms.saturating_add(resend) {
                 let ballot = instance.ballot;
-                let missing =
-                    |votes: &Votes| (0..peers).filter(|&p| !votes.has(p)).collect::<Vec<_>>();
                 let again: Vec<(PeerId, Body<V>)> = match &instance.phase {
                     Phase::Preparing {
                         since_ms, promises, ..
-                    } if now_ms < since_ms.saturating_add(timeout) => missing(promises)
-                        .into_iter()
+                    } if now_ms < since_ms.saturating_add(timeout) => promises
+                        .missing()
                         .map(|p| (p, Body::Prepare { seq, ballot }))
                         .collect(),
                     Phase::Accepting {
                         since_ms,
                         value,
                         accepted,
-                    } if now_ms < since_ms.saturating_add(timeout) => missing(accepted)
-                        .into_iter()
+                    } if now_ms < since_ms.saturating_add(timeout) => accepted
+                        .missing()
                         .map(|p| {
                             (
                                 p,
@@ -477,6 +489,7 @@ impl<V: Value> Proposer<V> {
                 let retry_at = *retry_at_ms
                     .get_or_insert_with(|| since_ms.saturating_add(backoff_ms(seq, failures)));
                 if now_ms >= retry_at && leased {
+                    debug!("proposer {}: seq {seq} retries", self.me);
                     retry_leased.push(seq);
                 } else if now_ms >= retry_at {
                     instance.ballot = instance.ballot.max(instance.highest_seen).next_for(self.me);
@@ -485,28 +498,19 @@ impl<V: Value> Proposer<V> {
                         "proposer {}: seq {seq} retries at {}",
                         self.me, instance.ballot
                     );
-                    instance.phase = Phase::Preparing {
-                        since_ms: now_ms,
-                        promises: Votes::new(self.peers),
-                        highest_accepted: None,
-                    };
+                    instance.phase = Phase::preparing(peers, now_ms);
                     instance.last_sent_ms = now_ms;
                     out.push(prepare(seq, instance.ballot));
                 }
             }
         }
-        for seq in retry_leased {
-            if let Some(mut instance) = self.instances.remove(&seq) {
-                debug!("proposer {}: seq {seq} retries", self.me);
-                out.extend(self.launch_leased(seq, &mut instance, now_ms));
-                self.instances.insert(seq, instance);
-            }
-        }
+        out.extend(self.relaunch_leased(retry_leased, now_ms));
         out
     }
 
-    /// The earliest time at which [`Proposer::tick`] has something to do, if any: an
-    /// answer timeout, a retry, or (for an attempt that failed since the last tick) now.
+    /// The earliest time at which [`Proposer::tick`] has something to do, if any: a
+    /// resend, an answer timeout, a retry, or (for an attempt that failed since the last
+    /// tick) now.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let timeout = self.config.answer_timeout_ms;
         let resend = self.config.resend_ms;
@@ -548,14 +552,10 @@ impl<V: Value> Proposer<V> {
     /// Stops driving every instance below `min` and ignores starts below it from now on;
     /// returns how many instances were dropped.
     pub fn forget_below(&mut self, min: Seq) -> usize {
-        if min <= self.floor {
-            return 0;
+        if min > self.floor {
+            self.lease.forget_below(min);
         }
-        let before = self.instances.len();
-        self.instances = self.instances.split_off(&min);
-        self.lease.forget_below(min);
-        self.floor = min;
-        before - self.instances.len()
+        forget_entries_below(&mut self.instances, &mut self.floor, min)
     }
 
     /// How many instances this proposer is driving.
@@ -622,6 +622,24 @@ mod tests {
 
     fn accepted(peer: PeerId, seq: Seq, ballot: Ballot) -> Message<u32> {
         from(peer, Body::Accepted { seq, ballot })
+    }
+
+    fn reject(peer: PeerId, seq: Seq, ballot: Ballot, promised: Ballot) -> Message<u32> {
+        from(
+            peer,
+            Body::Reject {
+                seq,
+                ballot,
+                promised,
+            },
+        )
+    }
+
+    fn accept_all(seq: Seq, ballot: Ballot, value: u32) -> Outgoing<u32> {
+        Outgoing::new(
+            Target::AllPeers(Role::Acceptor),
+            Body::Accept { seq, ballot, value },
+        )
     }
 
     fn no_backoff(_: Seq, _: u32) -> u64 {
@@ -714,16 +732,7 @@ mod tests {
     fn start_prepares_at_every_acceptor() {
         let mut p = proposer(1, 3);
         let out = p.start(1, 10, 0);
-        assert_eq!(
-            out,
-            vec![Outgoing::new(
-                Target::AllPeers(Role::Acceptor),
-                Body::Prepare {
-                    seq: 1,
-                    ballot: Ballot::new(1, 1)
-                }
-            )]
-        );
+        assert_eq!(out, vec![prepare(1, Ballot::new(1, 1))]);
         assert!(p.is_proposing(1));
         assert!(
             p.start(1, 11, 0).is_empty(),
@@ -744,17 +753,7 @@ mod tests {
             "a repeat does not count"
         );
         let out = p.handle(&promise(2, 4, b, None), 2);
-        assert_eq!(
-            out,
-            vec![Outgoing::new(
-                Target::AllPeers(Role::Acceptor),
-                Body::Accept {
-                    seq: 4,
-                    ballot: b,
-                    value: 10
-                }
-            )]
-        );
+        assert_eq!(out, vec![accept_all(4, b, 10)]);
         assert!(
             p.handle(&promise(1, 4, b, None), 3).is_empty(),
             "a late promise is ignored"
@@ -788,17 +787,7 @@ mod tests {
         p.handle(&promise(0, 1, b, Some((Ballot::new(1, 0), 5))), 1);
         p.handle(&promise(1, 1, b, None), 1);
         let out = p.handle(&promise(3, 1, b, Some((Ballot::new(1, 1), 7))), 1);
-        assert_eq!(
-            out,
-            vec![Outgoing::new(
-                Target::AllPeers(Role::Acceptor),
-                Body::Accept {
-                    seq: 1,
-                    ballot: b,
-                    value: 7
-                }
-            )]
-        );
+        assert_eq!(out, vec![accept_all(1, b, 7)]);
     }
 
     #[test]
@@ -807,15 +796,7 @@ mod tests {
         p.start(1, 10, 0);
         let b = Ballot::new(1, 0);
         let rival = Ballot::new(5, 2);
-        let reject = from(
-            1,
-            Body::Reject {
-                seq: 1,
-                ballot: b,
-                promised: rival,
-            },
-        );
-        assert!(p.handle(&reject, 10).is_empty());
+        assert!(p.handle(&reject(1, 1, b, rival), 10).is_empty());
         assert!(p.handle(&promise(0, 1, b, None), 11).is_empty());
         assert!(
             p.handle(&promise(2, 1, b, None), 11).is_empty(),
@@ -832,16 +813,7 @@ mod tests {
         let out = p.tick(60, |_, _| {
             unreachable!("the backoff is asked once per failure")
         });
-        assert_eq!(
-            out,
-            vec![Outgoing::new(
-                Target::AllPeers(Role::Acceptor),
-                Body::Prepare {
-                    seq: 1,
-                    ballot: Ballot::new(6, 0)
-                }
-            )]
-        );
+        assert_eq!(out, vec![prepare(1, Ballot::new(6, 0))]);
     }
 
     #[test]
@@ -849,28 +821,11 @@ mod tests {
         let mut p = proposer(1, 3);
         p.start(1, 10, 0);
         let b1 = Ballot::new(1, 1);
-        p.handle(
-            &from(
-                0,
-                Body::Reject {
-                    seq: 1,
-                    ballot: b1,
-                    promised: Ballot::new(2, 0),
-                },
-            ),
-            1,
-        );
+        p.handle(&reject(0, 1, b1, Ballot::new(2, 0)), 1);
         let out = p.tick(1, no_backoff);
         let b2 = Ballot::new(3, 1);
         assert_eq!(out, vec![prepare(1, b2)]);
-        let stale = from(
-            2,
-            Body::Reject {
-                seq: 1,
-                ballot: b1,
-                promised: Ballot::new(4, 2),
-            },
-        );
+        let stale = reject(2, 1, b1, Ballot::new(4, 2));
         assert!(p.handle(&stale, 2).is_empty());
         assert_eq!(p.ballot(1), Some(b2), "the current attempt goes on");
         assert!(p.handle(&promise(0, 1, b2, None), 3).is_empty());
@@ -1012,13 +967,6 @@ mod tests {
         )
     }
 
-    fn accept_all(seq: Seq, ballot: Ballot, value: u32) -> Outgoing<u32> {
-        Outgoing::new(
-            Target::AllPeers(Role::Acceptor),
-            Body::Accept { seq, ballot, value },
-        )
-    }
-
     #[test]
     fn a_leasing_proposer_prepares_once_then_only_accepts() {
         let mut p = leasing(0, 3);
@@ -1077,17 +1025,7 @@ mod tests {
         p.handle(&promise_from(0, 1, b, vec![]), 1);
         p.handle(&promise_from(1, 1, b, vec![]), 1);
         let higher = Ballot::new(4, 2);
-        p.handle(
-            &from(
-                2,
-                Body::Reject {
-                    seq: 1,
-                    ballot: b,
-                    promised: higher,
-                },
-            ),
-            2,
-        );
+        p.handle(&reject(2, 1, b, higher), 2);
         assert_eq!(
             p.start(2, 20, 3),
             vec![prepare_from_all(2, Ballot::new(5, 0))],

@@ -35,9 +35,13 @@ impl Votes {
         }
     }
 
-    /// Whether `peer` has voted.
-    pub(crate) fn has(&self, peer: PeerId) -> bool {
-        self.voted.get(peer).copied().unwrap_or(false)
+    /// The peers that have not voted yet, lowest first.
+    pub(crate) fn missing(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.voted
+            .iter()
+            .enumerate()
+            .filter(|(_, voted)| !**voted)
+            .map(|(peer, _)| peer)
     }
 
     /// True once a majority of the peers voted.
@@ -68,5 +72,6 @@ mod tests {
         assert!(!votes.is_majority());
         assert!(votes.add(2));
         assert!(votes.is_majority());
+        assert_eq!(votes.missing().collect::<Vec<_>>(), vec![1]);
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use paxos_app::core::majority;
 use paxos_app::{Paxos, PaxosOptions, PaxosValue, Status};
 use runtime::transport::memory::Network;
 use runtime::{Node, NodeName, NodeRole};
@@ -27,13 +28,9 @@ pub fn names(prefix: &str, n: usize) -> Vec<NodeName> {
 }
 
 impl<V: PaxosValue> Cluster<V> {
-    /// `n` peers, all started.
+    /// `n` peers, all started with the default options.
     pub async fn new(prefix: &str, n: usize) -> Self {
-        let mut c = Self::empty(prefix, n);
-        for i in 0..n {
-            c.start_peer(i).await;
-        }
-        c
+        Self::with_options(prefix, n, PaxosOptions::default()).await
     }
 
     /// `n` peers named, none started.
@@ -114,7 +111,23 @@ impl<V: PaxosValue> Cluster<V> {
     }
 
     pub async fn wait_majority(&self, seq: u64) {
-        self.wait_n(seq, self.names.len() / 2 + 1).await;
+        self.wait_n(seq, majority(self.names.len())).await;
+    }
+
+    /// Waits until peer `i`'s `min` is `want`; panics at the deadline.
+    pub async fn wait_min(&self, i: usize, want: u64) {
+        let deadline = tokio::time::Instant::now() + LONG;
+        loop {
+            let min = self.px(i).min();
+            if min == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peer {i}: min {min} instead of {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Asserts that nobody decided `seq`.

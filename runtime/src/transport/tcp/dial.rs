@@ -205,10 +205,7 @@ enum DialError {
 /// Counts the frames in a buffer of encoded frames.
 fn count_frames(mut bytes: &[u8]) -> u64 {
     let mut n = 0;
-    while bytes.len() >= frame::HEADER_LEN {
-        let mut prefix = [0u8; frame::HEADER_LEN];
-        prefix.copy_from_slice(&bytes[..frame::HEADER_LEN]);
-        let len = u32::from_be_bytes(prefix) as usize;
+    while let Some(len) = frame::announced_len(bytes) {
         bytes = bytes.get(frame::HEADER_LEN + len..).unwrap_or(&[]);
         n += 1;
     }

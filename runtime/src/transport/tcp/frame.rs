@@ -80,6 +80,13 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     Ok(msg)
 }
 
+/// The body length announced by the prefix at the start of `bytes`, once the whole
+/// prefix is there.
+pub(crate) fn announced_len(bytes: &[u8]) -> Option<usize> {
+    let prefix: [u8; HEADER_LEN] = bytes.get(..HEADER_LEN)?.try_into().ok()?;
+    Some(u32::from_be_bytes(prefix) as usize)
+}
+
 /// Reads one length-prefixed message from a stream (used by the handshake).
 pub async fn read_message<T: DeserializeOwned>(
     stream: &mut TcpStream,
@@ -175,12 +182,9 @@ impl FrameBuffer {
     /// does not decode is an error: the connection cannot be trusted after it.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let pending = self.end - self.start;
-        if pending < HEADER_LEN {
+        let Some(len) = announced_len(&self.buf[self.start..self.end]) else {
             return Ok(None);
-        }
-        let mut prefix = [0u8; HEADER_LEN];
-        prefix.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
-        let len = u32::from_be_bytes(prefix) as usize;
+        };
         if len > self.max {
             return Err(FrameError::TooLarge { len, max: self.max });
         }

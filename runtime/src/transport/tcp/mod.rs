@@ -310,7 +310,7 @@ impl Inner {
                     };
                     match self.book.read().get(peer).copied() {
                         Some(addr) => {
-                            let attempt = self.next_id.fetch_add(1, Ordering::Relaxed);
+                            let attempt = self.next_id();
                             table.insert(
                                 peer.clone(),
                                 Entry::Connecting {
