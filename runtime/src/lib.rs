@@ -6,6 +6,7 @@
 //! TCP with a cookie checked by HMAC challenge-response. Faults (deaf, unreliable, allow)
 //! can be set on a node at run time.
 
+pub mod clock;
 pub mod faults;
 pub mod gen_server;
 mod mailbox;

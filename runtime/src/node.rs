@@ -12,6 +12,8 @@ use crate::transport::{Transport, Wire};
 use futures::FutureExt;
 use futures::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -149,6 +151,8 @@ pub(crate) struct NodeInner {
     counters: Counters,
     transport: OnceLock<Arc<dyn Transport>>,
     stopped: AtomicBool,
+    /// The node's own seeded generator: every random choice its processes make.
+    rng: Mutex<ChaCha8Rng>,
 }
 
 /// A handle on a node. Cheap to clone; the node lives while a handle or a process does.
@@ -176,25 +180,56 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node with no transport yet: purely local until one is attached.
     pub fn new(name: impl Into<NodeName>, role: NodeRole) -> Node {
-        let seed: u64 = rand::random();
+        Node::new_seeded(name, role, rand::random())
+    }
+
+    /// A node whose every random choice (pid serial, references, fault drops, and what
+    /// its processes draw with [`Node::random_u64`]) comes from `seed`: a simulation that
+    /// seeds its nodes replays the same run.
+    pub fn new_seeded(name: impl Into<NodeName>, role: NodeRole, seed: u64) -> Node {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let serial = rng.random::<u32>() & 0xffff;
+        let ref_seed: u64 = rng.random();
+        let fault_seed: u64 = rng.random();
         Node {
             inner: Arc::new(NodeInner {
                 name: name.into(),
-                serial: rand::random::<u32>() & 0xffff,
+                serial,
                 role,
                 next_id: AtomicU64::new(1),
-                next_ref: AtomicU64::new(seed),
+                next_ref: AtomicU64::new(ref_seed),
                 procs: (0..SHARDS)
                     .map(|_| Shard(RwLock::new(HashMap::new())))
                     .collect(),
                 registry: RwLock::new(HashMap::new()),
                 monitor_index: Mutex::new(HashMap::new()),
-                faults: Faults::new(seed),
+                faults: Faults::new(fault_seed),
                 counters: Counters::default(),
                 transport: OnceLock::new(),
                 stopped: AtomicBool::new(false),
+                rng: Mutex::new(rng),
             }),
         }
+    }
+
+    /// A random `u64` from the node's seeded generator.
+    pub fn random_u64(&self) -> u64 {
+        self.inner.rng.lock().random()
+    }
+
+    /// A random number in `0..=most` from the node's seeded generator.
+    pub fn random_up_to(&self, most: u64) -> u64 {
+        self.inner.rng.lock().random_range(0..=most)
+    }
+
+    /// Whether an event of probability `p` happens, drawn from the node's generator.
+    pub fn random_bool(&self, p: f64) -> bool {
+        let p = if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.inner.rng.lock().random_bool(p)
     }
 
     /// Attaches the transport (once). Transports call this when they start.
