@@ -199,15 +199,13 @@ impl<F: FileSystem> Log<F> {
             };
             let gap_below_snapshot = i > 0 && *first > expected && *first <= snapshot_position;
             if (*first > expected || (i > 0 && *first < expected)) && !gap_below_snapshot {
-                {
-                    return Err(gap(
-                        path,
-                        16,
-                        format!(
-                            "log segment starts at record {first} but record {expected} was expected"
-                        ),
-                    ));
-                }
+                return Err(gap(
+                    path,
+                    16,
+                    format!(
+                        "log segment starts at record {first} but record {expected} was expected"
+                    ),
+                ));
             }
             next_index = *first;
             let mut at = header_len;
