@@ -279,7 +279,6 @@ impl<F: FileSystem> Log<F> {
                     .map_err(|err| Error::io("cannot open", &path, &err))?;
                 if let Some(torn) = &summary.torn_tail {
                     file.set_len(len)
-                        .and_then(|()| file.sync_all())
                         .map_err(|err| Error::io("cannot cut the torn tail of", &path, &err))?;
                     log::warn!(
                         "{}: cut a torn tail at byte {} ({} bytes: {})",
@@ -289,6 +288,13 @@ impl<F: FileSystem> Log<F> {
                         torn.reason
                     );
                 }
+                // Makes the cut durable; and what recovery read may be only in the page
+                // cache (the process was killed, the machine was not): durable before the
+                // node acts on it, so nothing it says after the restart rests on bytes a
+                // power cut could still take back.
+                file.sync_all()
+                    .map_err(|err| Error::io("cannot sync", &path, &err))?;
+                stats.lock().unwrap_or_else(|e| e.into_inner()).other_fsyncs += 1;
                 Active {
                     path,
                     file,

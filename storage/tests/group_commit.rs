@@ -60,7 +60,10 @@ impl Gate {
             .changed
             .wait_timeout_while(state, DEADLINE, |s| s.waiting == 0)
             .unwrap();
-        assert!(!timeout.timed_out() && state.waiting == 1, "nothing reached the gate");
+        assert!(
+            !timeout.timed_out() && state.waiting == 1,
+            "nothing reached the gate"
+        );
     }
 }
 
@@ -156,7 +159,10 @@ fn appends_queued_behind_a_running_fsync_share_the_next_one() {
     let stats = wal.stats();
     let records = 1 + 2 * callers;
     assert_eq!(stats.records_durable, records);
-    assert_eq!(stats.log_fsyncs, 2, "one fsync for the first, one for all the rest");
+    assert_eq!(
+        stats.log_fsyncs, 2,
+        "one fsync for the first, one for all the rest"
+    );
     assert_eq!(stats.record_writes, 2, "one write per batch");
     assert_eq!(stats.log_fsync_latency.samples, 2);
     drop(wal);
@@ -164,7 +170,12 @@ fn appends_queued_behind_a_running_fsync_share_the_next_one() {
     sim.crash();
     let (_, recovered) = Log::open(sim, "/data", identity(), options()).unwrap();
     assert_eq!(recovered.records.len() as u64, records);
-    assert!(recovered.records.iter().all(|r| r.payload == payload(r.index)));
+    assert!(
+        recovered
+            .records
+            .iter()
+            .all(|r| r.payload == payload(r.index))
+    );
 }
 
 #[test]
@@ -276,7 +287,10 @@ fn an_oversized_record_is_refused_alone() {
     let fine = wal.append(vec![vec![0; 100]]);
     assert!(matches!(
         too_big.wait(),
-        Err(Error::RecordTooLarge { size: 101, max: 100 })
+        Err(Error::RecordTooLarge {
+            size: 101,
+            max: 100
+        })
     ));
     assert_eq!(fine.wait().unwrap(), 1..2);
 }
