@@ -110,9 +110,13 @@ fn check_data_dir<F: FileSystem>(fs: &F, dir: &Path, create: bool) -> Result<()>
         Err(err) => return Err(refuse(format!("cannot be examined: {err}"))),
     }
     fs.check_writable(dir).map_err(|err| {
-        refuse(format!(
-            "is not writable ({err}); a read-only data dir cannot keep promises"
-        ))
+        if err.kind() == std::io::ErrorKind::StorageFull {
+            refuse(format!("is full ({err}); free some space first"))
+        } else {
+            refuse(format!(
+                "is not writable ({err}); a node that cannot write cannot keep its promises"
+            ))
+        }
     })
 }
 
