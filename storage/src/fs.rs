@@ -53,8 +53,8 @@ pub trait FileHandle: Send + 'static {
     fn sync_all(&mut self) -> io::Result<()>;
     /// Cuts (or extends with zeros) the file to `len` bytes.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
-    /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    /// The file's length in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// The real file system, through `std::fs`.
@@ -162,7 +162,7 @@ impl FileHandle for RealFile {
         self.file.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 }

@@ -20,6 +20,9 @@ use crate::stats::StorageStats;
 
 type Callback<T> = Box<dyn FnOnce(Result<T>) + Send + 'static>;
 
+/// Queued appends: each caller's records and who to tell.
+type Group = Vec<(Vec<Vec<u8>>, Notify<Range<u64>>)>;
+
 /// Who to tell when a command is done.
 enum Notify<T> {
     Completion(Completer<T>),
@@ -191,10 +194,10 @@ impl GroupCommitLog {
             .unwrap_or_else(|e| e.into_inner())
             .stopping = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("the storage thread of {} panicked", self.dir.display());
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            log::error!("the storage thread of {} panicked", self.dir.display());
         }
     }
 }
@@ -237,7 +240,7 @@ fn run<F: FileSystem>(mut log: Log<F>, shared: &Shared) {
 }
 
 /// One write and one fdatasync for a whole group of appends, then every caller is told.
-fn commit<F: FileSystem>(log: &mut Log<F>, group: Vec<(Vec<Vec<u8>>, Notify<Range<u64>>)>) {
+fn commit<F: FileSystem>(log: &mut Log<F>, group: Group) {
     if group.is_empty() {
         return;
     }

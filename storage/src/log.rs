@@ -99,8 +99,20 @@ fn check_data_dir<F: FileSystem>(fs: &F, dir: &Path, create: bool) -> Result<()>
         Ok(PathKind::Directory) => {}
         Ok(PathKind::File) => return Err(refuse("is not a directory".into())),
         Ok(PathKind::Missing) if create => {
+            // The new directories' own entries must be durable too, or a crash could
+            // take the whole data dir, synced log included.
+            let missing: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|path| matches!(fs.kind(path), Ok(PathKind::Missing)))
+                .collect();
             fs.create_dir_all(dir)
                 .map_err(|err| refuse(format!("cannot be created: {err}")))?;
+            for created in missing {
+                if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs.sync_dir(parent)
+                        .map_err(|err| refuse(format!("cannot be made durable: {err}")))?;
+                }
+            }
         }
         Ok(PathKind::Missing) => {
             return Err(refuse(

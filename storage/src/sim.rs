@@ -466,7 +466,7 @@ impl FileHandle for SimFile {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let disk = self.lock()?;
         let inode = disk
             .inodes

@@ -19,8 +19,7 @@ fn open_sim(sim: &SimFs) -> storage::Result<(Log<SimFs>, storage::Recovered)> {
     Log::open(sim.clone(), DIR, identity(), options())
 }
 
-fn segment_len(sim: &SimFs, log: &Log<SimFs>) -> u64 {
-    let _ = log;
+fn segment_len(sim: &SimFs) -> u64 {
     let seg = std::path::Path::new(DIR).join(format!("wal-{:020}.log", 1));
     sim.file_bytes(&seg).unwrap().len() as u64
 }
@@ -94,7 +93,7 @@ fn a_full_disk_fails_the_append_and_leaves_no_corrupt_file() {
     let (mut log, _) = open_sim(&sim).unwrap();
     log.append_durable(&(1..=5).map(payload).collect::<Vec<_>>())
         .unwrap();
-    let good_len = segment_len(&sim, &log);
+    let good_len = segment_len(&sim);
     sim.set_capacity(Some(sim.used_bytes() + 40));
 
     let err = log
@@ -111,7 +110,7 @@ fn a_full_disk_fails_the_append_and_leaves_no_corrupt_file() {
     assert!(err.to_string().contains("nothing acknowledged"), "{err}");
     assert_eq!(sim.counters().disk_full_errors, 1, "the fault happened");
     assert_eq!(log.stats().write_errors, 1);
-    assert_eq!(segment_len(&sim, &log), good_len, "partial write cut back");
+    assert_eq!(segment_len(&sim), good_len, "partial write cut back");
     assert_eq!(log.next_index(), 6, "no index was used");
     assert!(log.poisoned().is_none(), "a full disk is not a lost fsync");
 
@@ -159,7 +158,7 @@ fn an_injected_write_error_is_cut_back_and_reported() {
     let sim = SimFs::new(14);
     let (mut log, _) = open_sim(&sim).unwrap();
     log.append_durable(&[payload(1)]).unwrap();
-    let good_len = segment_len(&sim, &log);
+    let good_len = segment_len(&sim);
     sim.fail_writes(1);
     let err = log.append(&[payload(2)]).unwrap_err();
     assert!(
@@ -167,7 +166,7 @@ fn an_injected_write_error_is_cut_back_and_reported() {
         "{err}"
     );
     assert_eq!(sim.counters().injected_write_errors, 1);
-    assert_eq!(segment_len(&sim, &log), good_len);
+    assert_eq!(segment_len(&sim), good_len);
     assert_eq!(log.append_durable(&[payload(2)]).unwrap(), 2..3);
 }
 

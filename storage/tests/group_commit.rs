@@ -126,8 +126,8 @@ impl<H: FileHandle> FileHandle for GatedFile<H> {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
 }
 

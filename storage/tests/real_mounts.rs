@@ -88,7 +88,7 @@ fn a_full_tmpfs_fails_the_append_cleanly_and_reopen_sees_the_acknowledged_record
     let segment = segments(&dir).pop().unwrap();
     let mut good_len = 0;
     let err = loop {
-        match log.append_durable(&[record.clone()]) {
+        match log.append_durable(std::slice::from_ref(&record)) {
             Ok(range) => {
                 acknowledged = range.end - 1;
                 good_len = std::fs::metadata(&segment).unwrap().len();
@@ -118,7 +118,7 @@ fn a_full_tmpfs_fails_the_append_cleanly_and_reopen_sees_the_acknowledged_record
         "the partial record was cut back"
     );
     // Still full: fails again, cleanly, and the log is not poisoned.
-    assert!(log.append_durable(&[record.clone()]).is_err());
+    assert!(log.append_durable(std::slice::from_ref(&record)).is_err());
     assert!(log.poisoned().is_none());
     drop(log);
 
