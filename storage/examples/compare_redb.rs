@@ -52,6 +52,8 @@ impl StorageBackend for Counting {
 }
 
 struct Row {
+    /// The fsync latency our own counters saw (p50, p99 bucket bounds in µs), if ours.
+    fsync_us: Option<(u64, u64)>,
     store: &'static str,
     callers: usize,
     records: u64,
@@ -75,8 +77,22 @@ impl fmt::Display for Row {
             at(0.5).as_secs_f64() * 1e6,
             at(0.99).as_secs_f64() * 1e6,
             self.records as f64 / self.elapsed.as_secs_f64(),
-        )
+        )?;
+        if let Some((p50, p99)) = self.fsync_us {
+            write!(f, " fsync p50 <= {p50} µs, p99 <= {p99} µs |")?;
+        } else {
+            write!(f, " |")?;
+        }
+        Ok(())
     }
+}
+
+fn fsync_bounds(stats: &storage::StorageStats) -> Option<(u64, u64)> {
+    let histogram = &stats.log_fsync_latency;
+    Some((
+        histogram.quantile_upper_bound_us(0.5)?,
+        histogram.quantile_upper_bound_us(0.99)?,
+    ))
 }
 
 fn payload(i: u64) -> Vec<u8> {
@@ -104,7 +120,9 @@ fn log_one_caller(dir: &Path, records: u64) -> Row {
             t.elapsed()
         })
         .collect();
+    let stats = log.stats();
     Row {
+        fsync_us: fsync_bounds(&stats),
         store: "paxoskv storage (Log)",
         callers: 1,
         records,
@@ -145,7 +163,9 @@ fn log_many_callers(dir: &Path, records: u64, callers: usize) -> Row {
         .flat_map(|t| t.join().expect("thread"))
         .collect();
     let elapsed = started.elapsed();
+    let stats = wal.stats();
     Row {
+        fsync_us: fsync_bounds(&stats),
         store: "paxoskv storage (GroupCommitLog)",
         callers,
         records: each * callers as u64,
@@ -210,6 +230,7 @@ fn redb_callers(path: &Path, records: u64, callers: usize) -> Row {
         .collect();
     let elapsed = started.elapsed();
     Row {
+        fsync_us: None,
         store: "redb 5 (a transaction per record)",
         callers,
         records: each * callers as u64,
@@ -240,8 +261,10 @@ fn main() {
         "{records} records of {PAYLOAD} bytes, in {}",
         root.display()
     );
-    println!("| store | callers | records | fsyncs/record | p50 µs | p99 µs | records/s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| store | callers | records | fsyncs/record | p50 µs | p99 µs | records/s | fsync latency (our counters) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     println!("{}", log_one_caller(&root.join("log-1"), records));
     println!("{}", redb_callers(&root.join("redb-1.redb"), records, 1));
     println!(
