@@ -97,3 +97,39 @@ pub struct StorageStats {
     /// The index the next record will get.
     pub next_index: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_and_quantiles() {
+        let mut histogram = Histogram::default();
+        assert_eq!(histogram.quantile_upper_bound_us(0.5), None);
+        for us in [5, 40, 40, 900, 20_000_000] {
+            histogram.record(Duration::from_micros(us));
+        }
+        assert_eq!(histogram.samples, 5);
+        assert_eq!(histogram.counts[0], 1); // <= 10 µs
+        assert_eq!(histogram.counts[2], 2); // <= 50 µs
+        assert_eq!(histogram.counts[6], 1); // <= 1 ms
+        assert_eq!(*histogram.counts.last().unwrap(), 1); // beyond 10 s
+        assert_eq!(histogram.quantile_upper_bound_us(0.5), Some(50));
+        assert_eq!(histogram.quantile_upper_bound_us(0.8), Some(1_000));
+        assert_eq!(histogram.quantile_upper_bound_us(1.0), Some(u64::MAX));
+        assert_eq!(histogram.max_us, 20_000_000);
+    }
+
+    #[test]
+    fn stats_serialise_for_ctl_status() {
+        let mut stats = StorageStats {
+            log_fsyncs: 3,
+            records_durable: 40,
+            ..StorageStats::default()
+        };
+        stats.log_fsync_latency.record(Duration::from_micros(300));
+        let bytes = postcard::to_stdvec(&stats).unwrap();
+        let back: StorageStats = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, stats);
+    }
+}
