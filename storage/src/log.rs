@@ -151,13 +151,11 @@ impl<F: FileSystem> Log<F> {
         let mut summary = RecoverySummary::default();
         let mut segments = Vec::new();
         let mut snapshots = Vec::new();
+        let mut temps = Vec::new();
         for name in names {
             let path = dir.join(&name);
             if name.ends_with(TEMP_SUFFIX) {
-                // An interrupted snapshot or segment creation: never renamed, never used.
-                fs.remove_file(&path)
-                    .map_err(|err| Error::io("cannot remove", &path, &err))?;
-                summary.removed_temp_files.push(path);
+                temps.push(path);
             } else if let Some(first) = parse_name(&name, SEGMENT_PREFIX, SEGMENT_SUFFIX) {
                 segments.push((first, path));
             } else if let Some(position) = parse_name(&name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX) {
@@ -165,10 +163,6 @@ impl<F: FileSystem> Log<F> {
             } else {
                 log::warn!("data dir {}: ignoring unknown file {name}", dir.display());
             }
-        }
-        if !summary.removed_temp_files.is_empty() {
-            fs.sync_dir(&dir)
-                .map_err(|err| Error::io("cannot sync", &dir, &err))?;
         }
         segments.sort();
         snapshots.sort();
@@ -281,6 +275,19 @@ impl<F: FileSystem> Log<F> {
                 sealed.push((*first, path.clone()));
             }
             last = Some((*first, path.clone(), at as u64));
+        }
+
+        // Everything checked out: only now change the data dir (a refusal above leaves
+        // it exactly as found, for the operator). Temp files are an interrupted snapshot
+        // or segment creation: never renamed, never used.
+        for temp in temps {
+            fs.remove_file(&temp)
+                .map_err(|err| Error::io("cannot remove", &temp, &err))?;
+            summary.removed_temp_files.push(temp);
+        }
+        if !summary.removed_temp_files.is_empty() {
+            fs.sync_dir(&dir)
+                .map_err(|err| Error::io("cannot sync", &dir, &err))?;
         }
 
         summary.fresh = segments.is_empty() && snapshot.is_none();

@@ -212,6 +212,8 @@ fn flipped_bit_in_the_next_to_last_record_is_refused() {
 fn another_nodes_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_records(dir.path(), 3);
+    let temp = dir.path().join("snap-00000000000000000003.snap.tmp");
+    fs::write(&temp, b"s1's half-written snapshot").unwrap();
     let err = Log::open(
         RealFs,
         dir.path(),
@@ -232,6 +234,10 @@ fn another_nodes_data_dir_is_refused() {
         "{message}"
     );
     assert!(message.contains(&segments(dir.path())[0].display().to_string()));
+    assert!(
+        temp.exists(),
+        "a refused data dir is left exactly as it was"
+    );
 }
 
 #[test]
