@@ -52,6 +52,11 @@ struct Disk {
     failing_syncs: u32,
     read_only: bool,
     tear_on_crash: bool,
+    /// Mutating operations so far, and after how many the power goes (then every
+    /// operation fails until [`SimFs::crash`]).
+    operations: u64,
+    power_cut_after: Option<u64>,
+    powered_off: bool,
     counters: SimCounters,
 }
 
@@ -102,6 +107,9 @@ impl SimFs {
                 failing_syncs: 0,
                 read_only: false,
                 tear_on_crash: false,
+                operations: 0,
+                power_cut_after: None,
+                powered_off: false,
                 counters: SimCounters::default(),
             })),
         }
@@ -119,6 +127,8 @@ impl SimFs {
         let disk = &mut *disk;
         disk.generation += 1;
         disk.counters.crashes += 1;
+        disk.power_cut_after = None;
+        disk.powered_off = false;
         disk.names = disk.durable_names.clone();
         let live: BTreeSet<u64> = disk.names.values().copied().collect();
         disk.inodes.retain(|id, _| live.contains(id));
@@ -146,6 +156,20 @@ impl SimFs {
             }
             inode.durable = inode.data.clone();
         }
+    }
+
+    /// The power goes after `operations` more mutating operations (writes, syncs,
+    /// truncations, creations, renames, removals): from then on every operation fails,
+    /// as the machine is off, until [`SimFs::crash`] restarts it. Lets a test stop a
+    /// node between any two steps of the write order.
+    pub fn power_cut_after(&self, operations: u64) {
+        let mut disk = self.lock();
+        disk.power_cut_after = Some(disk.operations + operations);
+    }
+
+    /// Mutating operations done so far (to size a [`SimFs::power_cut_after`] sweep).
+    pub fn operations(&self) -> u64 {
+        self.lock().operations
     }
 
     /// After a crash, keep a random prefix of unsynced appends (half the time).
@@ -207,6 +231,21 @@ impl SimFs {
 }
 
 impl Disk {
+    /// Counts one mutating operation, failing it if the power is (or just went) off.
+    fn mutate(&mut self) -> io::Result<()> {
+        if self
+            .power_cut_after
+            .is_some_and(|limit| self.operations >= limit)
+        {
+            self.powered_off = true;
+        }
+        if self.powered_off {
+            return Err(io::Error::other("power cut (simulated)"));
+        }
+        self.operations += 1;
+        Ok(())
+    }
+
     /// Drops inodes no name (current or durable) refers to any more.
     fn collect_garbage(&mut self) {
         let live: BTreeSet<u64> = self
@@ -245,6 +284,7 @@ impl FileSystem for SimFs {
         if disk.read_only {
             return Err(read_only());
         }
+        disk.mutate()?;
         // Directories are durable at once: the log never depends on a new directory
         // surviving a crash before its first file is synced.
         for ancestor in path.ancestors() {
@@ -277,6 +317,7 @@ impl FileSystem for SimFs {
         if disk.read_only {
             return Err(read_only());
         }
+        disk.mutate()?;
         disk.check_parent(path)?;
         let id = match disk.names.get(path) {
             Some(&id) => {
@@ -320,6 +361,7 @@ impl FileSystem for SimFs {
         if disk.read_only {
             return Err(read_only());
         }
+        disk.mutate()?;
         disk.check_parent(to)?;
         let id = disk.names.remove(from).ok_or_else(|| not_found(from))?;
         disk.names.insert(to.to_path_buf(), id);
@@ -331,6 +373,7 @@ impl FileSystem for SimFs {
         if disk.read_only {
             return Err(read_only());
         }
+        disk.mutate()?;
         disk.names.remove(path).ok_or_else(|| not_found(path))?;
         disk.collect_garbage();
         Ok(())
@@ -342,6 +385,7 @@ impl FileSystem for SimFs {
         if !disk.dirs.contains(dir) {
             return Err(not_found(dir));
         }
+        disk.mutate()?;
         if disk.failing_syncs > 0 {
             disk.failing_syncs -= 1;
             disk.counters.injected_sync_errors += 1;
@@ -381,6 +425,7 @@ impl SimFile {
 
     fn sync(&mut self) -> io::Result<()> {
         let mut disk = self.lock()?;
+        disk.mutate()?;
         if disk.failing_syncs > 0 {
             disk.failing_syncs -= 1;
             disk.counters.injected_sync_errors += 1;
@@ -403,6 +448,7 @@ impl FileHandle for SimFile {
         if disk.read_only {
             return Err(read_only());
         }
+        disk.mutate()?;
         disk.counters.writes += 1;
         let used: u64 = disk.inodes.values().map(|i| i.data.len() as u64).sum();
         let inode = disk
@@ -458,6 +504,7 @@ impl FileHandle for SimFile {
         if disk.read_only {
             return Err(read_only());
         }
+        disk.mutate()?;
         let inode = disk
             .inodes
             .get_mut(&self.inode)
