@@ -380,9 +380,12 @@ fn replay(seed: u64) -> String {
 
 #[test]
 fn random_faults_and_crashes_never_lose_an_acknowledged_record() {
+    let count: u64 = std::env::var("STORAGE_SEEDS")
+        .map(|n| n.parse().expect("STORAGE_SEEDS is a number"))
+        .unwrap_or(300);
     let seeds: Vec<u64> = match std::env::var("STORAGE_SEED") {
         Ok(seed) => vec![seed.parse().expect("STORAGE_SEED is a number")],
-        Err(_) => (0..300).collect(),
+        Err(_) => (0..count).collect(),
     };
     let mut crashes_with_a_cut = 0;
     for &seed in &seeds {
