@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redb::{Database, StorageBackend, TableDefinition, backends::FileBackend};
-use storage::{GroupCommitLog, Identity, Log, Options, RealFs};
+use storage::{CommitLog, GroupCommitLog, Identity, Log, Options, RealFs};
 
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const PAYLOAD: usize = 100;

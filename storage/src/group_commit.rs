@@ -18,27 +18,35 @@ use crate::log::{Log, Options, SnapshotOutcome};
 use crate::recovery::Recovered;
 use crate::stats::StorageStats;
 
-type Callback<T> = Box<dyn FnOnce(Result<T>) + Send + 'static>;
+/// What to run once a command is durable (or failed): quick, non-blocking.
+pub type Then<T> = Box<dyn FnOnce(Result<T>) + Send + 'static>;
 
 /// Queued appends: each caller's records and who to tell.
 type Group = Vec<(Vec<Vec<u8>>, Notify<Range<u64>>)>;
 
 /// Who to tell when a command is done.
-enum Notify<T> {
+pub(crate) enum Notify<T> {
     Completion(Completer<T>),
-    Callback(Callback<T>),
+    Callback(Then<T>),
 }
 
 impl<T> Notify<T> {
-    fn send(self, result: Result<T>) {
+    pub(crate) fn send(self, result: Result<T>) {
         match self {
             Notify::Completion(completer) => completer.complete(result),
-            Notify::Callback(callback) => callback(result),
+            Notify::Callback(callback) => {
+                // A caller's bug must not take the storage thread (and every other
+                // caller's durability) down with it.
+                let call = std::panic::AssertUnwindSafe(move || callback(result));
+                if std::panic::catch_unwind(call).is_err() {
+                    log::error!("an append callback panicked; the storage thread goes on");
+                }
+            }
         }
     }
 }
 
-enum Command {
+pub(crate) enum Command {
     Append {
         payloads: Vec<Vec<u8>>,
         notify: Notify<Range<u64>>,
@@ -58,6 +66,67 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+}
+
+/// What a driver needs from durable storage, whether the fsyncs run on a thread of their
+/// own ([`GroupCommitLog`], a real node) or when a simulation says so
+/// ([`crate::ManualCommitLog`]). Commands are carried out in the order they are given.
+pub trait CommitLog: Send + Sync {
+    /// Queues records; `then` runs once they are durable (or the append failed), with
+    /// their indices. It must be quick and must not block: send a message, wake a task.
+    fn append_then(&self, payloads: Vec<Vec<u8>>, then: Then<Range<u64>>);
+
+    /// Queues a snapshot holding everything below `position`, after every record queued
+    /// before it; the log below it is removed once the snapshot is durable.
+    fn snapshot_then(&self, position: u64, payload: Vec<u8>, then: Then<SnapshotOutcome>);
+
+    /// The counters now.
+    fn stats(&self) -> StorageStats;
+
+    /// Queues records; the completion gives their indices once they are durable.
+    fn append(&self, payloads: Vec<Vec<u8>>) -> Completion<Range<u64>> {
+        let (completer, completion) = completion();
+        self.append_then(payloads, Box::new(move |result| completer.complete(result)));
+        completion
+    }
+
+    /// Serialises values with postcard and queues them as records.
+    fn append_values<T: serde::Serialize>(&self, values: &[T]) -> Result<Completion<Range<u64>>>
+    where
+        Self: Sized,
+    {
+        let payloads = values
+            .iter()
+            .map(crate::payload::encode)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.append(payloads))
+    }
+
+    /// Queues a snapshot; the completion resolves once it is durable.
+    fn snapshot(&self, position: u64, payload: Vec<u8>) -> Completion<SnapshotOutcome> {
+        let (completer, completion) = completion();
+        self.snapshot_then(
+            position,
+            payload,
+            Box::new(move |result| completer.complete(result)),
+        );
+        completion
+    }
+}
+
+/// Refuses an oversized record alone, so it cannot fail the batch it would have joined;
+/// otherwise gives the command back.
+pub(crate) fn check_sizes(
+    payloads: Vec<Vec<u8>>,
+    notify: Notify<Range<u64>>,
+    max: u32,
+) -> Option<Command> {
+    if let Some(big) = payloads.iter().find(|p| p.len() > max as usize) {
+        let size = big.len();
+        notify.send(Err(Error::RecordTooLarge { size, max }));
+        return None;
+    }
+    Some(Command::Append { payloads, notify })
 }
 
 /// A write-ahead log with group commit on its own thread. Cheap to share behind an
@@ -113,61 +182,9 @@ impl GroupCommitLog {
         &self.dir
     }
 
-    /// Queues records; the completion gives their indices once they are durable.
-    pub fn append(&self, payloads: Vec<Vec<u8>>) -> Completion<Range<u64>> {
-        let (completer, completion) = completion();
-        self.submit_append(payloads, Notify::Completion(completer));
-        completion
-    }
-
-    /// Queues records; `then` runs on the storage thread once they are durable (or the
-    /// append failed). It must be quick and must not block: send a message, wake a task.
-    pub fn append_then(
-        &self,
-        payloads: Vec<Vec<u8>>,
-        then: impl FnOnce(Result<Range<u64>>) + Send + 'static,
-    ) {
-        self.submit_append(payloads, Notify::Callback(Box::new(then)));
-    }
-
-    /// Serialises values with postcard and queues them as records.
-    pub fn append_values<T: serde::Serialize>(
-        &self,
-        values: &[T],
-    ) -> Result<Completion<Range<u64>>> {
-        let payloads = values
-            .iter()
-            .map(crate::payload::encode)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(self.append(payloads))
-    }
-
-    /// Queues a snapshot holding everything below `position`; it is written after every
-    /// record queued before it is durable, and the log below it is then removed.
-    pub fn snapshot(&self, position: u64, payload: Vec<u8>) -> Completion<SnapshotOutcome> {
-        let (completer, completion) = completion();
-        self.submit(Command::Snapshot {
-            position,
-            payload,
-            notify: Notify::Completion(completer),
-        });
-        completion
-    }
-
-    /// The counters now.
+    /// The counters now (also through [`CommitLog::stats`]).
     pub fn stats(&self) -> StorageStats {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn submit_append(&self, payloads: Vec<Vec<u8>>, notify: Notify<Range<u64>>) {
-        let max = self.max_record_bytes;
-        if let Some(big) = payloads.iter().find(|p| p.len() > max as usize) {
-            // Refused alone, so it cannot fail the batch it would have joined.
-            let size = big.len();
-            notify.send(Err(Error::RecordTooLarge { size, max }));
-            return;
-        }
-        self.submit(Command::Append { payloads, notify });
     }
 
     fn submit(&self, command: Command) {
@@ -202,14 +219,70 @@ impl GroupCommitLog {
     }
 }
 
+impl CommitLog for GroupCommitLog {
+    fn append_then(&self, payloads: Vec<Vec<u8>>, then: Then<Range<u64>>) {
+        let notify = Notify::Callback(then);
+        if let Some(command) = check_sizes(payloads, notify, self.max_record_bytes) {
+            self.submit(command);
+        }
+    }
+
+    fn snapshot_then(&self, position: u64, payload: Vec<u8>, then: Then<SnapshotOutcome>) {
+        self.submit(Command::Snapshot {
+            position,
+            payload,
+            notify: Notify::Callback(then),
+        });
+    }
+
+    fn stats(&self) -> StorageStats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn append(&self, payloads: Vec<Vec<u8>>) -> Completion<Range<u64>> {
+        let (completer, completion) = completion();
+        let notify = Notify::Completion(completer);
+        if let Some(command) = check_sizes(payloads, notify, self.max_record_bytes) {
+            self.submit(command);
+        }
+        completion
+    }
+
+    fn snapshot(&self, position: u64, payload: Vec<u8>) -> Completion<SnapshotOutcome> {
+        let (completer, completion) = completion();
+        self.submit(Command::Snapshot {
+            position,
+            payload,
+            notify: Notify::Completion(completer),
+        });
+        completion
+    }
+}
+
 impl Drop for GroupCommitLog {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
+/// Marks the queue stopped when the storage thread ends, however it ends, and fails
+/// what is still queued (`Stopped`), so no caller waits forever.
+struct StopOnExit<'a>(&'a Shared);
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.stopping = true;
+            std::mem::take(&mut queue.commands)
+        };
+        drop(left);
+    }
+}
+
 /// The storage thread: take everything queued, commit it, repeat.
 fn run<F: FileSystem>(mut log: Log<F>, shared: &Shared) {
+    let _stop_on_exit = StopOnExit(shared);
     loop {
         let commands = {
             let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -221,22 +294,28 @@ fn run<F: FileSystem>(mut log: Log<F>, shared: &Shared) {
             }
             std::mem::take(&mut queue.commands)
         };
-        let mut group = Vec::new();
-        for command in commands {
-            match command {
-                Command::Append { payloads, notify } => group.push((payloads, notify)),
-                Command::Snapshot {
-                    position,
-                    payload,
-                    notify,
-                } => {
-                    commit(&mut log, std::mem::take(&mut group));
-                    notify.send(log.snapshot(position, &payload));
-                }
+        process(&mut log, commands);
+    }
+}
+
+/// Carries out queued commands in order: each run of appends with one write and one
+/// fdatasync, each snapshot after the appends before it.
+pub(crate) fn process<F: FileSystem>(log: &mut Log<F>, commands: Vec<Command>) {
+    let mut group = Vec::new();
+    for command in commands {
+        match command {
+            Command::Append { payloads, notify } => group.push((payloads, notify)),
+            Command::Snapshot {
+                position,
+                payload,
+                notify,
+            } => {
+                commit(log, std::mem::take(&mut group));
+                notify.send(log.snapshot(position, &payload));
             }
         }
-        commit(&mut log, group);
     }
+    commit(log, group);
 }
 
 /// One write and one fdatasync for a whole group of appends, then every caller is told.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use common::*;
 use storage::{
-    Error, FileHandle, FileSystem, GroupCommitLog, Log, Options, PathKind, RealFs, SimFs,
+    CommitLog, Error, FileHandle, FileSystem, GroupCommitLog, Log, ManualCommitLog, Options,
+    PathKind, RealFs, SimFs,
 };
 
 /// Generous: only reached if the code under test is broken (a hang), never by timing.
@@ -236,11 +237,14 @@ fn callbacks_run_once_durable_in_append_order() {
     for i in 1..=20u64 {
         let tx = tx.clone();
         let sim = sim.clone();
-        wal.append_then(vec![payload(i)], move |result| {
-            // Durable means: in the simulated disk's synced bytes, which a crash keeps.
-            let synced = sim.counters().file_syncs;
-            tx.send((result.unwrap(), synced)).unwrap();
-        });
+        wal.append_then(
+            vec![payload(i)],
+            Box::new(move |result| {
+                // Durable means: in the simulated disk's synced bytes, which a crash keeps.
+                let synced = sim.counters().file_syncs;
+                tx.send((result.unwrap(), synced)).unwrap();
+            }),
+        );
     }
     let mut seen = Vec::new();
     for _ in 0..20 {
@@ -350,4 +354,76 @@ fn snapshots_are_ordered_after_earlier_appends() {
     assert_eq!(recovered.snapshot.unwrap().payload, b"everything");
     assert_eq!(recovered.records.len(), 1);
     assert_eq!(recovered.records[0].index, 11);
+}
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_storage_thread() {
+    let sim = SimFs::new(8);
+    let (wal, _) = GroupCommitLog::open(sim, "/data", identity(), options()).unwrap();
+    wal.append_then(vec![payload(1)], Box::new(|_| panic!("a caller's bug")));
+    assert_eq!(wal.append(vec![payload(2)]).wait().unwrap(), 2..3);
+    assert_eq!(wal.stats().records_durable, 2);
+}
+
+#[test]
+fn manual_commit_groups_what_is_queued_and_a_crash_before_it_runs_no_callback() {
+    let sim = SimFs::new(9);
+    let (wal, _) = ManualCommitLog::open(sim.clone(), "/data", identity(), options()).unwrap();
+    let told = Arc::new(Mutex::new(Vec::new()));
+    for i in 1..=10u64 {
+        let told = Arc::clone(&told);
+        wal.append_then(
+            vec![payload(i)],
+            Box::new(move |result| told.lock().unwrap().push(result.unwrap().start)),
+        );
+    }
+    assert_eq!(wal.pending(), 10);
+    assert!(
+        told.lock().unwrap().is_empty(),
+        "nothing is told before the commit"
+    );
+    assert_eq!(wal.commit_pending(), 10);
+    assert_eq!(*told.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+    let stats = wal.stats();
+    assert_eq!((stats.log_fsyncs, stats.records_durable), (1, 10));
+
+    // Queued, never committed, then the node crashes: no callback, no record.
+    let late = Arc::clone(&told);
+    wal.append_then(
+        vec![payload(11)],
+        Box::new(move |_| late.lock().unwrap().push(11)),
+    );
+    let completion = wal.append(vec![payload(12)]);
+    sim.crash();
+    drop(wal);
+    assert_eq!(told.lock().unwrap().len(), 10);
+    assert!(matches!(completion.wait(), Err(Error::Stopped)));
+    let (_, recovered) = Log::open(sim, "/data", identity(), options()).unwrap();
+    assert_eq!(recovered.records.len(), 10);
+}
+
+#[test]
+fn a_driver_is_written_once_for_both_commit_logs() {
+    /// What a peer driver does with its output batch: persist, then send.
+    fn persist_then_send(log: &dyn CommitLog, records: Vec<Vec<u8>>, sent: mpsc::Sender<u64>) {
+        log.append_then(
+            records,
+            Box::new(move |result| {
+                if let Ok(range) = result {
+                    sent.send(range.end).unwrap();
+                }
+            }),
+        );
+    }
+    let (tx, rx) = mpsc::channel();
+    let sim = SimFs::new(10);
+    let (manual, _) = ManualCommitLog::open(sim.clone(), "/a", identity(), options()).unwrap();
+    persist_then_send(&manual, vec![payload(1)], tx.clone());
+    assert!(rx.try_recv().is_err(), "not sent before the fsync");
+    manual.commit_pending();
+    assert_eq!(rx.try_recv().unwrap(), 2);
+
+    let (threaded, _) = GroupCommitLog::open(sim, "/b", identity(), options()).unwrap();
+    persist_then_send(&threaded, vec![payload(1), payload(2)], tx);
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), 3);
 }
