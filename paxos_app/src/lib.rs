@@ -5,9 +5,12 @@
 //! [`tables`], outside the processes, so a restart loses nothing.
 
 mod api;
-pub mod core;
 mod processes;
 pub mod tables;
+
+/// The pure Paxos core, a crate of its own so the compiler keeps it free of I/O, clocks
+/// and randomness; re-exported so `paxos_app::core::...` paths keep working.
+pub use paxos_core as core;
 
 pub use api::{
     Decided, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, prepare, start, start_with,

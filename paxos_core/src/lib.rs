@@ -1,4 +1,5 @@
-//! The pure Paxos protocol core: three state machines, messages in, messages out.
+//! The pure Paxos protocol core: three state machines, messages in, messages out, and the
+//! one [`Peer`] that drives them.
 //!
 //! Nothing here does I/O, reads a clock, spawns a thread or draws a random number. A
 //! driver (the process layer, or a test's simulated network) delivers each incoming

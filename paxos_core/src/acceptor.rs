@@ -209,7 +209,7 @@ impl<V: Value> AcceptorState<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::PeerId;
+    use crate::PeerId;
 
     /// The acceptor's expected reply: `body` addressed to peer `to`'s proposer.
     fn reply_to(to: PeerId, body: Body<u32>) -> Option<Outgoing<u32>> {
