@@ -195,6 +195,35 @@ impl<V: Value> AcceptorState<V> {
         forget_entries_below(&mut self.slots, &mut self.floor, min)
     }
 
+    /// The standing promise of the latest `PrepareFrom` granted: `(from, ballot)`.
+    pub fn standing(&self) -> Option<(Seq, Ballot)> {
+        self.blanket
+    }
+
+    /// Replays a promise made before a restart (see [`crate::Record::Promised`]).
+    pub fn restore_promise(&mut self, seq: Seq, ballot: Ballot) {
+        if seq >= self.floor {
+            let slot = self.slots.entry(seq).or_default();
+            slot.promised = slot.promised.max(ballot);
+        }
+    }
+
+    /// Replays an acceptance made before a restart (see [`crate::Record::Accepted`]).
+    pub fn restore_accepted(&mut self, seq: Seq, ballot: Ballot, value: V) {
+        if seq >= self.floor {
+            let slot = self.slots.entry(seq).or_default();
+            slot.promised = slot.promised.max(ballot);
+            if slot.accepted.as_ref().is_none_or(|(b, _)| ballot >= *b) {
+                slot.accepted = Some((ballot, value));
+            }
+        }
+    }
+
+    /// Replays the standing promise held before a restart.
+    pub fn restore_standing(&mut self, from: Seq, ballot: Ballot) {
+        self.blanket = Some((from, ballot));
+    }
+
     /// The lowest instance not forgotten.
     pub fn floor(&self) -> Seq {
         self.floor

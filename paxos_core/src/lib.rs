@@ -80,16 +80,24 @@
 
 mod acceptor;
 mod ballot;
+pub mod bugs;
+mod durable;
 mod learner;
 mod lease;
 mod messages;
+mod peer;
 mod proposer;
 mod quorum;
 
 pub use acceptor::AcceptorState;
 pub use ballot::Ballot;
+pub use bugs::Bug;
+pub use durable::{MemoryStorage, Record, Storage, StorageError};
 pub use learner::{LearnerState, Status};
 pub use messages::{Body, Message, Outgoing, Role, Target};
+pub use peer::{
+    Jitter, Outbound, Peer, PeerConfig, QUERY_BATCH, ROUND_BLOCK, Ready, RequestCounts,
+};
 pub use proposer::{Proposer, ProposerConfig};
 pub use quorum::majority;
 
