@@ -73,7 +73,17 @@ impl<V: Value> AcceptorState<V> {
                 "acceptor: ignoring {} for forgotten seq {seq}",
                 msg.body.kind()
             );
-            return None;
+            // A peer behind the floor is told, once per request, so that it forgets too.
+            let asks = matches!(
+                msg.body,
+                Body::Query { .. } | Body::Prepare { .. } | Body::Accept { .. }
+            );
+            return (asks && msg.min < self.floor).then(|| {
+                Outgoing::new(
+                    Target::Peer(msg.from, Role::Learner),
+                    Body::Forgotten { seq },
+                )
+            });
         }
         if let Body::Query { .. } = msg.body {
             return known_decision.map(|value| {
@@ -428,7 +438,18 @@ mod tests {
         assert_eq!(acceptor.accepted(4), Some(&(b, 4)));
         assert_eq!(
             acceptor.handle(&prepare(1, 2, Ballot::new(9, 1)), None),
-            None
+            Some(Outgoing::new(
+                Target::Peer(1, Role::Learner),
+                Body::Forgotten { seq: 2 }
+            )),
+            "a peer behind the floor is told"
+        );
+        let mut caught_up = prepare(1, 2, Ballot::new(9, 1));
+        caught_up.min = 4;
+        assert_eq!(
+            acceptor.handle(&caught_up, None),
+            None,
+            "one that knows is not"
         );
         assert_eq!(acceptor.held(), 2, "a forgotten instance is not recreated");
         assert_eq!(acceptor.forget_below(2), 0, "the floor never goes down");

@@ -126,13 +126,14 @@ impl<V: Clone> MemoryStorage<V> {
     /// Drops what a restore no longer needs: records about instances below `below`, and
     /// every standing promise, reservation and floor but the latest.
     fn compact(&mut self, below: Seq) {
-        let last_of = |records: &[Record<V>], kind: fn(&Record<V>) -> bool| {
-            records.iter().rposition(kind)
-        };
+        let last_of =
+            |records: &[Record<V>], kind: fn(&Record<V>) -> bool| records.iter().rposition(kind);
         let standing = last_of(&self.records, |r| {
             matches!(r, Record::StandingPromise { .. })
         });
-        let rounds = last_of(&self.records, |r| matches!(r, Record::RoundsReserved { .. }));
+        let rounds = last_of(&self.records, |r| {
+            matches!(r, Record::RoundsReserved { .. })
+        });
         let floor = last_of(&self.records, |r| matches!(r, Record::Forgotten { .. }));
         let mut index = 0;
         self.records.retain(|record| {

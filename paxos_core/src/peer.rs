@@ -644,7 +644,10 @@ mod tests {
             .collect();
         assert_eq!(
             targets,
-            vec![(1, Role::Acceptor, "prepare"), (2, Role::Acceptor, "prepare")],
+            vec![
+                (1, Role::Acceptor, "prepare"),
+                (2, Role::Acceptor, "prepare")
+            ],
             "nothing for peer 0 itself on the wire"
         );
         for out in &ready.messages {
@@ -678,7 +681,11 @@ mod tests {
     fn every_reply_comes_with_the_record_it_depends_on() {
         let mut peer: Peer<u32> = Peer::new(config(1, 3));
         let b = Ballot::new(2, 0);
-        peer.step(Role::Acceptor, from(0, Body::Prepare { seq: 3, ballot: b }), 0);
+        peer.step(
+            Role::Acceptor,
+            from(0, Body::Prepare { seq: 3, ballot: b }),
+            0,
+        );
         let ready = peer.take_ready();
         assert_eq!(ready.persist, vec![Record::Promised { seq: 3, ballot: b }]);
         assert_eq!(ready.messages.len(), 1);
@@ -719,7 +726,17 @@ mod tests {
         let mut storage = MemoryStorage::new();
         let mut peer: Peer<u32> = Peer::new(config(1, 3));
         let high = Ballot::new(5, 2);
-        peer.step(Role::Acceptor, from(2, Body::Prepare { seq: 1, ballot: high }), 0);
+        peer.step(
+            Role::Acceptor,
+            from(
+                2,
+                Body::Prepare {
+                    seq: 1,
+                    ballot: high,
+                },
+            ),
+            0,
+        );
         peer.step(
             Role::Acceptor,
             from(
@@ -737,8 +754,28 @@ mod tests {
 
         let mut restored = Peer::restore(config(1, 3), storage.load().unwrap());
         let low = Ballot::new(4, 0);
-        restored.step(Role::Acceptor, from(0, Body::Prepare { seq: 1, ballot: low }), 0);
-        restored.step(Role::Acceptor, from(0, Body::Prepare { seq: 2, ballot: low }), 0);
+        restored.step(
+            Role::Acceptor,
+            from(
+                0,
+                Body::Prepare {
+                    seq: 1,
+                    ballot: low,
+                },
+            ),
+            0,
+        );
+        restored.step(
+            Role::Acceptor,
+            from(
+                0,
+                Body::Prepare {
+                    seq: 2,
+                    ballot: low,
+                },
+            ),
+            0,
+        );
         let replies: Vec<Body<u32>> = restored
             .take_ready()
             .messages
@@ -803,7 +840,11 @@ mod tests {
                 (2, Role::Acceptor, 3),
             ]
         );
-        peer.step(Role::Learner, from(1, Body::Decided { seq: 1, value: 10 }), 60);
+        peer.step(
+            Role::Learner,
+            from(1, Body::Decided { seq: 1, value: 10 }),
+            60,
+        );
         assert_eq!(peer.take_ready().decided, vec![(1, 10)]);
         peer.tick(90, &mut no_jitter);
         let asked: Vec<Seq> = peer
@@ -820,14 +861,21 @@ mod tests {
         let mut peer: Peer<u32> = Peer::new(config(1, 3));
         peer.step(Role::Acceptor, from(0, Body::Query { seq: 1 }), 0);
         assert!(peer.take_ready().messages.is_empty());
-        peer.step(Role::Learner, from(2, Body::Decided { seq: 1, value: 4 }), 0);
+        peer.step(
+            Role::Learner,
+            from(2, Body::Decided { seq: 1, value: 4 }),
+            0,
+        );
         peer.take_ready();
         peer.step(Role::Acceptor, from(0, Body::Query { seq: 1 }), 0);
         let ready = peer.take_ready();
         assert_eq!(ready.messages.len(), 1);
         assert_eq!(ready.messages[0].to, 0);
         assert_eq!(ready.messages[0].role, Role::Learner);
-        assert_eq!(ready.messages[0].msg.body, Body::Decided { seq: 1, value: 4 });
+        assert_eq!(
+            ready.messages[0].msg.body,
+            Body::Decided { seq: 1, value: 4 }
+        );
     }
 
     #[test]
@@ -879,7 +927,11 @@ mod tests {
         peers[0].propose(1, 10, 0);
         peers[0].take_ready();
         assert!(peers[0].proposer().is_proposing(1));
-        peers[0].step(Role::Learner, from(2, Body::Decided { seq: 1, value: 20 }), 0);
+        peers[0].step(
+            Role::Learner,
+            from(2, Body::Decided { seq: 1, value: 20 }),
+            0,
+        );
         assert!(!peers[0].proposer().is_proposing(1));
         assert_eq!(peers[0].take_ready().decided, vec![(1, 20)]);
     }
@@ -923,11 +975,20 @@ mod tests {
             most
         };
         peer.tick(100, &mut jitter);
-        assert_eq!(peer.proposer_deadline_ms(), Some(120), "10 ms + 10 ms of jitter");
+        assert_eq!(
+            peer.proposer_deadline_ms(),
+            Some(120),
+            "10 ms + 10 ms of jitter"
+        );
         peer.tick(120, &mut jitter);
         assert_eq!(asked, vec![10]);
         let ready = peer.take_ready();
-        assert!(ready.messages.iter().all(|o| o.msg.body.kind() == "prepare"));
+        assert!(
+            ready
+                .messages
+                .iter()
+                .all(|o| o.msg.body.kind() == "prepare")
+        );
         assert_eq!(ready.messages.len(), 2);
     }
 }
