@@ -10,7 +10,8 @@
 //! durable and the peer restarts from the records on its disk ([`Peer::restore`]).
 //!
 //! Checked: no two learners ever decide different values for an instance, every decided
-//! value was proposed for it, and once loss stops every started instance is decided
+//! value was proposed for it and is held by a majority of acceptors (at the decision and
+//! at the end of the run), and once loss stops every started instance is decided
 //! everywhere. Also: the uncontended message count, forgetting driven by `done`
 //! watermarks, catch-up by `Query`, and that each deliberate bug of `paxos_core`'s
 //! `sim-bugs` feature is caught within a stated number of seeds.
@@ -22,7 +23,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use paxos_app::core::bugs::{self, Bug};
 use paxos_app::core::{
     MemoryStorage, Message, Outbound, Peer, PeerConfig, PeerId, ProposerConfig, Ready, Role, Seq,
-    Status, Storage,
+    Status, Storage, majority,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -119,6 +120,9 @@ struct Sim {
     long_delay: f64,
     /// Chance that a batch is durable as soon as it is taken (else it waits for a sync).
     sync_at_once: f64,
+    /// Chance that a node crashes right after one of its batches went out: the moment a
+    /// reply is on the wire and nothing after it is durable yet.
+    crash_after_send: f64,
     /// The value any learner decided first, per instance.
     chosen: HashMap<Seq, Value>,
     /// Every value some proposer was started with, per instance.
@@ -156,6 +160,7 @@ impl Sim {
             duplication: 0.0,
             long_delay: 0.0,
             sync_at_once: 1.0,
+            crash_after_send: 0.0,
             chosen: HashMap::new(),
             proposed: HashMap::new(),
             started: BTreeSet::new(),
@@ -203,6 +208,10 @@ impl Sim {
                 .disk
                 .persist(&ready.persist)
                 .expect("memory storage");
+            let replied = ready
+                .messages
+                .iter()
+                .any(|o| matches!(o.msg.body.kind(), "promise" | "accepted"));
             for Outbound { to, role, msg } in ready.messages {
                 let due_ms = self.now_ms + self.delay_ms();
                 self.net.push(InFlight {
@@ -214,6 +223,10 @@ impl Sim {
             }
             for (seq, value) in ready.decided {
                 self.record_decision(peer, seq, value);
+            }
+            if replied && self.rng.random_bool(self.crash_after_send) {
+                self.crash(peer);
+                return;
             }
         }
     }
@@ -269,6 +282,28 @@ impl Sim {
             ));
         }
         self.decided_by[peer].insert(seq);
+        self.check_held_by_a_majority(seq, value);
+    }
+
+    /// The oracle: a decided value is held by a majority of acceptors, for good. Each one
+    /// that voted for it accepted it before replying, had it durable before the reply
+    /// left, and can only accept the same value at a higher ballot later; one that forgot
+    /// the instance is given the benefit of the doubt.
+    fn check_held_by_a_majority(&mut self, seq: Seq, value: Value) {
+        let holders = self
+            .nodes
+            .iter()
+            .filter(|node| {
+                let acceptor = node.peer.acceptor();
+                acceptor.floor() > seq || acceptor.accepted(seq).is_some_and(|(_, v)| *v == value)
+            })
+            .count();
+        if holders < majority(self.nodes.len()) {
+            let seed = self.seed;
+            self.violate(format!(
+                "seed {seed}: seq {seq} decided {value}, but only {holders} acceptors hold it"
+            ));
+        }
     }
 
     fn violate(&mut self, what: String) {
@@ -360,6 +395,7 @@ impl Sim {
         self.long_delay = self.rng.random_range(0.0..0.15);
         self.sync_at_once = self.rng.random_range(0.3..1.0);
         let crash_rate = if self.setup.crashes { 0.002 } else { 0.0 };
+        self.crash_after_send = crash_rate * 5.0;
         let peers = self.nodes.len();
         for _ in 0..steps {
             if self.violation.is_some() {
@@ -397,6 +433,7 @@ impl Sim {
         self.duplication = 0.05;
         self.long_delay = 0.0;
         self.sync_at_once = 1.0;
+        self.crash_after_send = 0.0;
         let peers = self.nodes.len();
         for peer in 0..peers {
             self.sync(peer);
@@ -459,6 +496,10 @@ impl Sim {
     /// was forgotten too early.)
     fn check_final_agreement(&mut self) {
         let seed = self.seed;
+        let chosen: Vec<(Seq, Value)> = self.chosen.iter().map(|(&s, &v)| (s, v)).collect();
+        for (seq, value) in chosen {
+            self.check_held_by_a_majority(seq, value);
+        }
         for peer in 0..self.nodes.len() {
             for &seq in &self.started.clone() {
                 if let Status::Decided(value) = self.peer(peer).status(seq)
