@@ -1,8 +1,8 @@
 //! Deliberate bugs, for proving that the simulation catches real mistakes.
 //!
 //! Only with the `sim-bugs` cargo feature (test-only, off by default) can a bug be
-//! switched on, and then only for the current thread ([`inject`]), so the simulations
-//! that run in parallel with it stay correct. Without the feature [`active`] is a
+//! switched on, and then only for the current thread (`inject`), so the simulations
+//! that run in parallel with it stay correct. Without the feature `active` is a
 //! constant `false` and every check folds away.
 
 /// A mistake the core can be made to commit.

@@ -908,6 +908,32 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_restarted_behind_the_floor_is_told_to_forget() {
+        let mut peers = cluster(3);
+        for seq in 1..=3 {
+            peers[0].propose(seq, seq as u32, 0);
+            run(&mut peers);
+        }
+        let fresh: Peer<u32> = Peer::restore(config(2, 3), Vec::new());
+        for peer in &mut peers {
+            peer.done(3);
+        }
+        peers[0].propose(4, 4, 0);
+        peers[1].propose(5, 5, 0);
+        peers[2].propose(6, 6, 0);
+        run(&mut peers);
+        assert_eq!(peers[0].floor(), 4);
+        // Peer 2 restarts with nothing (its records lost): it asks about what everyone
+        // forgot, and is told so instead of asking forever.
+        peers[2] = fresh;
+        peers[2].propose(2, 22, 0);
+        run(&mut peers);
+        assert_eq!(peers[2].status(2), Status::Forgotten);
+        assert_eq!(peers[2].min(), 4);
+        assert_eq!(peers[2].proposer().held(), 0);
+    }
+
+    #[test]
     fn a_forgotten_or_decided_instance_is_not_started() {
         let mut peers = cluster(1);
         assert!(!peers[0].propose(0, 1, 0));
