@@ -1,8 +1,8 @@
 //! Multi-instance Paxos: the original's Part 1 API (`start`, `status`, `done`, `max`,
-//! `min`, `alive`, `stop`) on the `runtime` crate. The protocol is a pure state machine
-//! ([`core`]); the acceptor, proposer and learner are thin processes around it
-//! ([`processes`]) under the node's Paxos supervisor, and their state lives in
-//! [`tables`], outside the processes, so a restart loses nothing.
+//! `min`, `alive`, `stop`) on the `runtime` crate. Every protocol rule is in the pure
+//! [`core::Peer`] (the `paxos_core` crate); the acceptor, proposer and learner are thin
+//! processes that drive it ([`processes`]) under the node's Paxos supervisor, and the
+//! peer lives in [`tables`], outside the processes, so a restart loses nothing.
 
 mod api;
 mod processes;
