@@ -44,14 +44,28 @@ pub(crate) struct Tables<V> {
 impl<V: PaxosValue> Tables<V> {
     /// The tables of a fresh peer whose records go to memory (nothing survives the node).
     pub(crate) fn new(node: Node, peers: Vec<NodeName>, config: PeerConfig) -> Self {
+        Self::with_storage(
+            node,
+            peers,
+            Peer::new(config),
+            Box::new(MemoryStorage::new()),
+        )
+    }
+
+    /// The tables of `peer` (fresh, or restored from `storage`'s records with
+    /// `Peer::restore`), whose batches' records go to `storage`: the hook a durable
+    /// storage plugs into.
+    pub(crate) fn with_storage(
+        node: Node,
+        peers: Vec<NodeName>,
+        peer: Peer<V>,
+        storage: Box<dyn Storage<V> + Send>,
+    ) -> Self {
         Tables {
             node,
             peers,
-            me: config.me,
-            held: Mutex::new(Held {
-                peer: Peer::new(config),
-                storage: Box::new(MemoryStorage::new()),
-            }),
+            me: peer.config().me,
+            held: Mutex::new(Held { peer, storage }),
             subscribers: Mutex::new(HashMap::new()),
             listener: Mutex::new(None),
             stopped: AtomicBool::new(false),
