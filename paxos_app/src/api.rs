@@ -2,7 +2,7 @@
 //! `alive`, `stop` — plus `subscribe`/`set_listener`, which tell a process when an
 //! instance is decided so that nobody has to poll.
 
-use crate::core::{ProposerConfig, Status};
+use crate::core::{PeerConfig, ProposerConfig, Status};
 use crate::processes;
 use crate::tables::{ACCEPTOR, LEARNER, PAXOS_SUP, PROPOSER, Tables};
 use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
@@ -143,12 +143,16 @@ pub fn prepare<V: PaxosValue>(
         .position(|p| p == node.name())
         .ok_or_else(|| PaxosError::NotAPeer(node.name().to_string()))?;
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let config = ProposerConfig {
-        answer_timeout_ms: millis(opts.answer_timeout),
-        resend_ms: millis(opts.resend),
-        lease: opts.distinguished_proposer == Some(me),
+    let config = PeerConfig {
+        proposer: ProposerConfig {
+            answer_timeout_ms: millis(opts.answer_timeout),
+            resend_ms: millis(opts.resend),
+            lease: opts.distinguished_proposer == Some(me),
+        },
+        catch_up_ms: millis(opts.catch_up),
+        ..PeerConfig::new(me, peers.len())
     };
-    let tables = Arc::new(Tables::new(node.clone(), peers, me, config));
+    let tables = Arc::new(Tables::new(node.clone(), peers, config));
     let spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(10))
         .child(child(ACCEPTOR, &tables, processes::acceptor::<V>))
@@ -164,48 +168,38 @@ impl<V: PaxosValue> Paxos<V> {
     /// forgotten (below `min`) is ignored, as in the original; one already decided here is
     /// not proposed again.
     ///
-    /// The proposer's machine runs here, in the caller (its state is in the node's tables),
-    /// and sends the first requests at once; the proposer process takes the replies and
-    /// the timers. That saves a process wake-up on every operation's path.
+    /// The peer runs here, in the caller (it is in the node's tables): the proposer's
+    /// machine and the node's own acceptor and learner, in place, and the first requests
+    /// go out at once; the proposer process takes the replies and the timers. That saves
+    /// process wake-ups on every operation's path.
     pub fn start(&self, seq: u64, value: V) {
         let t = &self.tables;
-        if seq == 0 || t.is_stopped() {
+        if t.is_stopped() {
             return;
         }
-        let forgotten_or_decided = {
-            let mut learner = t.learner.write();
-            let forgotten = seq < learner.min();
-            if !forgotten {
-                learner.note_seq(seq);
-            }
-            forgotten || learner.decided(seq).is_some()
-        };
-        if forgotten_or_decided {
-            return;
-        }
-        let now = t.now_ms();
-        let out = t.proposer.lock().start(seq, value, now);
-        t.dispatch_from_proposer(t.node.whereis(PROPOSER).as_ref(), out);
+        t.drive(t.node.whereis(PROPOSER).as_ref(), |peer, now| {
+            peer.propose(seq, value, now)
+        });
     }
 
     /// What this peer knows of `seq`, from local state only.
     pub fn status(&self, seq: u64) -> Status<V> {
-        self.tables.learner.read().status(seq)
+        self.tables.read(|peer| peer.status(seq))
     }
 
     /// The application no longer needs instances `<= seq`.
     pub fn done(&self, seq: u64) {
-        self.tables.done(seq);
+        self.tables.drive(None, |peer, _| peer.done(seq));
     }
 
     /// The highest instance seen by this peer (0 if none).
     pub fn max(&self) -> u64 {
-        self.tables.learner.read().max()
+        self.tables.read(|peer| peer.max())
     }
 
     /// One more than the lowest `done` over all peers; instances below it are forgotten.
     pub fn min(&self) -> u64 {
-        self.tables.learner.read().min()
+        self.tables.read(|peer| peer.min())
     }
 
     /// Whether this peer is running: not stopped, and its processes are up (a peer whose
@@ -229,10 +223,7 @@ impl<V: PaxosValue> Paxos<V> {
     /// Instances this peer holds in memory (learner, acceptor and proposer together count
     /// once per instance in the largest of them).
     pub fn held(&self) -> usize {
-        let l = self.tables.learner.read().held();
-        let a = self.tables.acceptor.lock().held();
-        let p = self.tables.proposer.lock().held();
-        l.max(a).max(p)
+        self.tables.read(|peer| peer.held())
     }
 
     /// `pid` receives a [`Decided`] for `seq` when it is decided here (at once if it is).
@@ -247,11 +238,11 @@ impl<V: PaxosValue> Paxos<V> {
 
     /// Protocol requests (prepare, accept, decided) this peer has received.
     pub fn requests_received(&self) -> RequestCount {
-        let c = &self.tables.counts;
+        let c = self.tables.read(|peer| peer.counts());
         RequestCount {
-            prepare: c.prepare.load(Ordering::Relaxed),
-            accept: c.accept.load(Ordering::Relaxed),
-            decided: c.decided.load(Ordering::Relaxed),
+            prepare: c.prepare,
+            accept: c.accept,
+            decided: c.decided,
         }
     }
 

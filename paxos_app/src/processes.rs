@@ -1,120 +1,89 @@
-//! The three Paxos processes of a node — acceptor, proposer, learner — as thin loops
-//! around the pure machines of [`crate::core`]: each takes a message, runs its machine
-//! (whose state sits in the node's [`Tables`]) and sends what the machine returns.
+//! The three Paxos processes of a node — acceptor, proposer, learner — as thin drivers of
+//! the node's one [`crate::core::Peer`] (held in the node's [`Tables`]): each takes the
+//! messages addressed to its machine, or wakes when time is due, feeds the peer, and
+//! applies the peer's batch ([`Tables::drive`]). No Paxos rule lives here.
 
 use crate::PaxosValue;
 use crate::core::Message as PaxosMessage;
-use crate::core::{Body, Outgoing, Role, Seq, Target};
+use crate::core::Role;
 use crate::tables::Tables;
-use rand::Rng;
 use runtime::Process;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The retry backoff: 10 ms doubled per failure up to 640 ms, plus up to as much again of
-/// random jitter so that duelling proposers fall out of step.
-fn backoff_ms(failures: u32) -> u64 {
-    let base = 10u64 << failures.saturating_sub(1).min(6);
-    base + rand::rng().random_range(0..=base)
+/// Feeds one message a process received to the peer, as addressed to `role`.
+fn step<V: PaxosValue>(p: &Process, t: &Tables<V>, role: Role, env: runtime::Envelope) {
+    match env.downcast::<PaxosMessage<V>>() {
+        Ok(msg) => t.drive(Some(p.pid()), |peer, now| peer.step(role, msg, now)),
+        Err(_) => log::debug!("paxos: unexpected message for the {role:?}"),
+    }
 }
 
-/// The acceptor: answers `Prepare`, `Accept`, `PrepareFrom` and `Query`.
+/// Time passes for the peer: retries, resends and catch-up, with the node's seeded
+/// generator as the backoff's jitter.
+fn tick<V: PaxosValue>(p: &Process, t: &Tables<V>) {
+    let node = t.node.clone();
+    t.drive(Some(p.pid()), |peer, now| {
+        peer.tick(now, &mut |most| node.random_up_to(most))
+    });
+}
+
+/// How long until `due_ms` on the peer's clock, at most `longest`.
+fn wait_until<V: PaxosValue>(t: &Tables<V>, due_ms: Option<u64>, longest: Duration) -> Duration {
+    due_ms
+        .map(|due| Duration::from_millis(due.saturating_sub(t.now_ms())))
+        .unwrap_or(longest)
+        .min(longest)
+}
+
+/// The acceptor: takes `Prepare`, `Accept`, `PrepareFrom` and `Query` from other peers.
 pub(crate) async fn acceptor<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
     loop {
         let env = p.recv().await;
-        if t.is_stopped() {
-            continue;
+        if !t.is_stopped() {
+            step(&p, &t, Role::Acceptor, env);
         }
-        let Ok(msg) = env.downcast::<PaxosMessage<V>>() else {
-            log::debug!("paxos_acceptor: unexpected message");
-            continue;
-        };
-        let reply = t.handle(Role::Acceptor, &msg);
-        t.send_all(p.pid(), reply);
     }
 }
 
-/// How many holes the learner asks about at a time.
-const QUERY_BATCH: usize = 256;
-
-/// The learner: takes `Decided` messages. Every `catch_up` interval it also looks for
-/// holes — instances it knows exist but has not learned — and asks the other peers'
-/// acceptors about those that were already missing at the previous look, so a peer that
-/// was deaf, cut off or late learns what was decided without waiting for a new start.
+/// The learner: takes `Decided` from other peers, and wakes every `catch_up` interval
+/// for the peer's catch-up look.
 pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, catch_up: Duration) {
-    let mut next_look = Instant::now() + catch_up;
-    let mut missing_before: Vec<Seq> = Vec::new();
     loop {
-        let wait = next_look.saturating_duration_since(Instant::now());
-        if let Some(env) = p.recv_timeout(wait).await {
-            if t.is_stopped() {
-                continue;
-            }
-            match env.downcast::<PaxosMessage<V>>() {
-                Ok(msg) => {
-                    t.handle(Role::Learner, &msg);
-                }
-                Err(_) => log::debug!("paxos_learner: unexpected message"),
-            }
-            if Instant::now() < next_look {
-                continue;
-            }
-        }
-        next_look = Instant::now() + catch_up;
+        let due = t.read(|peer| peer.catch_up_due_ms());
+        let received = p.recv_timeout(wait_until(&t, due, catch_up)).await;
         if t.is_stopped() {
             continue;
         }
-        let missing = t.learner.read().undecided(QUERY_BATCH);
-        let ask: Vec<Outgoing<V>> = missing
-            .iter()
-            .filter(|seq| missing_before.contains(seq))
-            .flat_map(|&seq| {
-                (0..t.peers.len())
-                    .filter(|&peer| peer != t.me)
-                    .map(move |peer| {
-                        Outgoing::new(Target::Peer(peer, Role::Acceptor), Body::Query { seq })
-                    })
-            })
-            .collect();
-        t.send_all(p.pid(), ask);
-        missing_before = missing;
+        if let Some(env) = received {
+            step(&p, &t, Role::Learner, env);
+        }
+        if due.is_none_or(|due| t.now_ms() >= due) {
+            tick(&p, &t);
+        }
     }
 }
 
-/// The longest the proposer sleeps: [`crate::Paxos::start`] runs the proposer's machine
-/// in its caller, so a new instance's first deadline is noticed at the latest this late.
+/// The longest the proposer sleeps: [`crate::Paxos::start`] runs the peer in its caller,
+/// so a new instance's first deadline is noticed at the latest this late.
 const PROPOSER_POLL: Duration = Duration::from_millis(20);
 
-/// The proposer: drives the instances [`crate::Paxos::start`] began with the acceptors'
-/// replies, and retries failed attempts when their backoff has passed.
+/// The proposer: takes the acceptors' replies, and wakes when the peer's proposer has a
+/// deadline (a resend, a timeout, a retry after its backoff).
 pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
     loop {
-        let wait = t
-            .proposer
-            .lock()
-            .next_deadline_ms()
-            .map(|d| Duration::from_millis(d.saturating_sub(t.now_ms())))
-            .unwrap_or(PROPOSER_POLL)
-            .min(PROPOSER_POLL);
-        let received = p.recv_timeout(wait).await;
+        let due = t.read(|peer| peer.proposer_deadline_ms());
+        let received = p.recv_timeout(wait_until(&t, due, PROPOSER_POLL)).await;
         if t.is_stopped() {
             continue;
         }
-        let out = match received {
-            None => {
-                let now = t.now_ms();
-                t.proposer
-                    .lock()
-                    .tick(now, |_, failures| backoff_ms(failures))
-            }
-            Some(env) => match env.downcast::<PaxosMessage<V>>() {
-                Ok(msg) => t.handle(Role::Proposer, &msg),
-                Err(_) => {
-                    log::debug!("paxos_proposer: unexpected message");
-                    Vec::new()
-                }
-            },
-        };
-        t.dispatch_from_proposer(Some(p.pid()), out);
+        let timed_out = received.is_none();
+        if let Some(env) = received {
+            step(&p, &t, Role::Proposer, env);
+        }
+        // A steady stream of replies must not hold the timers back.
+        if timed_out || due.is_some_and(|due| t.now_ms() >= due) {
+            tick(&p, &t);
+        }
     }
 }

@@ -209,7 +209,7 @@ impl<V: Value> LearnerState<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Ballot;
+    use crate::Ballot;
 
     fn decided(from: PeerId, done: Seq, seq: Seq, value: u32) -> Message<u32> {
         Message {

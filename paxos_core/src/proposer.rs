@@ -106,6 +106,9 @@ pub struct Proposer<V> {
     lease: Lease<V>,
     /// The highest ballot this proposer used or heard of, for any instance.
     max_ballot: Ballot,
+    /// The round of a new instance's first ballot: 1, or above every round a proposer
+    /// restarted from its records may have used before ([`Proposer::restore_rounds`]).
+    first_round: u64,
 }
 
 impl<V: Value> Proposer<V> {
@@ -123,7 +126,15 @@ impl<V: Value> Proposer<V> {
             floor: 1,
             lease: Lease::Idle,
             max_ballot: Ballot::ZERO,
+            first_round: 1,
         }
+    }
+
+    /// A restarted proposer: every round up to `used_up_to` may have been used before
+    /// the restart, so every ballot from now on is above it.
+    pub fn restore_rounds(&mut self, used_up_to: u64) {
+        self.first_round = self.first_round.max(used_up_to.saturating_add(1));
+        self.max_ballot = self.max_ballot.max(Ballot::new(used_up_to, self.me));
     }
 
     /// Starts proposing `value` for `seq`: a `Prepare` to every acceptor (with a lease:
@@ -149,7 +160,7 @@ impl<V: Value> Proposer<V> {
             self.instances.insert(seq, instance);
             return out;
         }
-        let ballot = Ballot::ZERO.next_for(self.me);
+        let ballot = Ballot::new(self.first_round, self.me);
         debug!("proposer {}: start seq {seq} at ballot {ballot}", self.me);
         self.instances.insert(
             seq,
@@ -236,6 +247,9 @@ impl<V: Value> Proposer<V> {
                     return Vec::new();
                 }
                 let value = match highest_accepted.take() {
+                    Some(_) if crate::bugs::active(crate::Bug::OwnValueOverAccepted) => {
+                        instance.own_value.clone()
+                    }
                     Some((_, value)) => value,
                     None => instance.own_value.clone(),
                 };
@@ -308,6 +322,7 @@ impl<V: Value> Proposer<V> {
             Body::Prepare { .. }
             | Body::Accept { .. }
             | Body::Query { .. }
+            | Body::Forgotten { .. }
             | Body::PrepareFrom { .. }
             | Body::PromiseFrom { .. } => Vec::new(),
         }

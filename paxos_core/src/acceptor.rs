@@ -73,7 +73,17 @@ impl<V: Value> AcceptorState<V> {
                 "acceptor: ignoring {} for forgotten seq {seq}",
                 msg.body.kind()
             );
-            return None;
+            // A peer behind the floor is told, once per request, so that it forgets too.
+            let asks = matches!(
+                msg.body,
+                Body::Query { .. } | Body::Prepare { .. } | Body::Accept { .. }
+            );
+            return (asks && msg.min < self.floor).then(|| {
+                Outgoing::new(
+                    Target::Peer(msg.from, Role::Learner),
+                    Body::Forgotten { seq },
+                )
+            });
         }
         if let Body::Query { .. } = msg.body {
             return known_decision.map(|value| {
@@ -195,6 +205,35 @@ impl<V: Value> AcceptorState<V> {
         forget_entries_below(&mut self.slots, &mut self.floor, min)
     }
 
+    /// The standing promise of the latest `PrepareFrom` granted: `(from, ballot)`.
+    pub fn standing(&self) -> Option<(Seq, Ballot)> {
+        self.blanket
+    }
+
+    /// Replays a promise made before a restart (see [`crate::Record::Promised`]).
+    pub fn restore_promise(&mut self, seq: Seq, ballot: Ballot) {
+        if seq >= self.floor {
+            let slot = self.slots.entry(seq).or_default();
+            slot.promised = slot.promised.max(ballot);
+        }
+    }
+
+    /// Replays an acceptance made before a restart (see [`crate::Record::Accepted`]).
+    pub fn restore_accepted(&mut self, seq: Seq, ballot: Ballot, value: V) {
+        if seq >= self.floor {
+            let slot = self.slots.entry(seq).or_default();
+            slot.promised = slot.promised.max(ballot);
+            if slot.accepted.as_ref().is_none_or(|(b, _)| ballot >= *b) {
+                slot.accepted = Some((ballot, value));
+            }
+        }
+    }
+
+    /// Replays the standing promise held before a restart.
+    pub fn restore_standing(&mut self, from: Seq, ballot: Ballot) {
+        self.blanket = Some((from, ballot));
+    }
+
     /// The lowest instance not forgotten.
     pub fn floor(&self) -> Seq {
         self.floor
@@ -209,7 +248,7 @@ impl<V: Value> AcceptorState<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::PeerId;
+    use crate::PeerId;
 
     /// The acceptor's expected reply: `body` addressed to peer `to`'s proposer.
     fn reply_to(to: PeerId, body: Body<u32>) -> Option<Outgoing<u32>> {
@@ -399,7 +438,18 @@ mod tests {
         assert_eq!(acceptor.accepted(4), Some(&(b, 4)));
         assert_eq!(
             acceptor.handle(&prepare(1, 2, Ballot::new(9, 1)), None),
-            None
+            Some(Outgoing::new(
+                Target::Peer(1, Role::Learner),
+                Body::Forgotten { seq: 2 }
+            )),
+            "a peer behind the floor is told"
+        );
+        let mut caught_up = prepare(1, 2, Ballot::new(9, 1));
+        caught_up.min = 4;
+        assert_eq!(
+            acceptor.handle(&caught_up, None),
+            None,
+            "one that knows is not"
         );
         assert_eq!(acceptor.held(), 2, "a forgotten instance is not recreated");
         assert_eq!(acceptor.forget_below(2), 0, "the floor never goes down");

@@ -65,6 +65,11 @@ pub enum Body<V> {
     /// the others stay silent. This is how a peer that was deaf, cut off or late catches
     /// up without its application starting the instance again.
     Query { seq: Seq },
+    /// Acceptor → the asking peer's learner: `seq` is below this peer's forgetting floor,
+    /// so it will never answer about it. Sent only to a peer whose `min` is below that
+    /// floor (a peer restarted from old records, say): the message's stamped `min` tells
+    /// it that every peer is done with `seq`, and it forgets too instead of asking forever.
+    Forgotten { seq: Seq },
     /// Multi-Paxos phase 1a for every instance from `from` on at once: a proposer that
     /// holds the resulting lease skips `Prepare` for those instances (see `lease.rs`).
     PrepareFrom { from: Seq, ballot: Ballot },
@@ -87,7 +92,8 @@ impl<V> Body<V> {
             | Body::Accepted { seq, .. }
             | Body::Reject { seq, .. }
             | Body::Decided { seq, .. }
-            | Body::Query { seq } => *seq,
+            | Body::Query { seq }
+            | Body::Forgotten { seq } => *seq,
             Body::PrepareFrom { from, .. } | Body::PromiseFrom { from, .. } => *from,
         }
     }
@@ -102,6 +108,7 @@ impl<V> Body<V> {
             Body::Reject { .. } => "reject",
             Body::Decided { .. } => "decided",
             Body::Query { .. } => "query",
+            Body::Forgotten { .. } => "forgotten",
             Body::PrepareFrom { .. } => "prepare_from",
             Body::PromiseFrom { .. } => "promise_from",
         }
@@ -190,6 +197,7 @@ mod tests {
                 value: "v".into(),
             },
             Body::Query { seq: 7 },
+            Body::Forgotten { seq: 7 },
             Body::PrepareFrom { from: 8, ballot },
             Body::PromiseFrom {
                 from: 9,
@@ -198,7 +206,7 @@ mod tests {
             },
         ];
         let seqs: Vec<Seq> = bodies.iter().map(Body::seq).collect();
-        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7, 7, 8, 9]);
         let kinds: Vec<&str> = bodies.iter().map(Body::kind).collect();
         assert_eq!(
             kinds,
@@ -210,6 +218,7 @@ mod tests {
                 "reject",
                 "decided",
                 "query",
+                "forgotten",
                 "prepare_from",
                 "promise_from"
             ]

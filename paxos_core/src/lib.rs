@@ -1,10 +1,14 @@
-//! The pure Paxos protocol core: three state machines, messages in, messages out.
+//! The pure Paxos protocol core: one [`Peer`] per node, inputs in, one batch of effects
+//! out, and the three state machines it drives.
 //!
-//! Nothing here does I/O, reads a clock, spawns a thread or draws a random number. A
-//! driver (the process layer, or a test's simulated network) delivers each incoming
-//! [`Message`] to the right machine, sends the [`Outgoing`] messages the machine returns,
-//! and supplies the time and any randomised retry delay. This is the style of
-//! tikv/raft-rs: the protocol is easy to test because the driver owns every effect.
+//! Nothing here does I/O, reads a clock, spawns a thread or draws a random number, and
+//! the crate depends on serde and log only, so the compiler keeps it that way. A driver
+//! (the node's processes in `paxos_app`, or a test's simulated network) feeds the peer
+//! ([`Peer::step`], [`Peer::tick`], [`Peer::propose`], [`Peer::done`]), takes its
+//! [`Ready`] batch and applies it in order: persist the [`Record`]s, send the messages,
+//! hand the decisions to the application. This is the style of tikv/raft-rs `RawNode`:
+//! the protocol is easy to test because the driver owns every effect, and the code the
+//! simulation tortures is the code that runs.
 //!
 //! # Instances, peers and ballots
 //! Every instance ([`Seq`], 1-based) is an independent run of single-decree Paxos. Peers
@@ -26,16 +30,18 @@
 //! | `PrepareFrom{from, ballot}` | leasing proposer → every acceptor | phase 1a for every instance `>= from` at once (Multi-Paxos) |
 //! | `PromiseFrom{from, ballot, accepted}` | acceptor → proposer | phase 1b for all of them: every `(seq, ballot, value)` it accepted at or above `from` |
 //!
+//! | `Forgotten{seq}` | acceptor → a learner behind its floor | "every peer is done with `seq`": the stamped `min` lets it forget too |
+//!
 //! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`], the
 //! sender's `done` watermark (the highest instance its application called done on, 0 if
 //! never), the highest instance the sender has seen (so a peer that was cut off learns at
 //! once how far the others went) and the sender's `min`. The machines return [`Outgoing`]
 //! bodies addressed to a [`Target`] (one peer's acceptor / proposer / learner, or that role
-//! on every peer, the sender included); the driver stamps them ([`Outgoing::stamp`]) with
-//! its peer id and its learner's [`LearnerState::local_done`], [`LearnerState::max`] and
-//! [`LearnerState::min`].
+//! on every peer, the sender included); the [`Peer`] serves its own machines in place and
+//! stamps the rest ([`Outgoing::stamp`]) with its id and its learner's
+//! [`LearnerState::local_done`], [`LearnerState::max`] and [`LearnerState::min`].
 //!
-//! An acceptor that already knows the decision (the driver passes it the learner's value)
+//! An acceptor that already knows the decision (the peer passes it the learner's value)
 //! answers a `Prepare` or `Accept` with `Decided` instead; the proposer stops and hands the
 //! value to its own learner. That is one way a peer that missed instances catches up: its
 //! application starts them again and is told the outcome at once. The other needs no
@@ -54,41 +60,43 @@
 //! answers and votes are counted once per peer.
 //!
 //! # Where state lives
-//! - [`AcceptorState`] is the only state Paxos safety depends on: what each acceptor
-//!   promised and accepted. It is a plain struct the driver keeps OUTSIDE the acceptor
-//!   process (e.g. in an `Arc<Mutex<AcceptorState<V>>>`), so an acceptor restarted by its
-//!   supervisor remembers its promises; an acceptor with amnesia breaks agreement.
-//! - [`LearnerState`] holds the decided values, `max`, and every peer's `done` watermark.
-//!   It is a plain struct too, meant to sit in an `Arc<RwLock<..>>` so that `status`,
-//!   `max` and `min` are answered from local state by any thread.
-//! - [`Proposer`] holds the attempts in progress. Losing it is safe only if its ballots are
-//!   never reused: a restarted proposer must not propose a different value under a ballot
-//!   it already sent, so keep it outside the process as well (or restart it from a round
-//!   above any it used).
+//! All of a node's Paxos state is in its [`Peer`]: the [`AcceptorState`] (the only state
+//! safety depends on: what it promised and accepted), the [`LearnerState`] (decided
+//! values, `max`, every peer's `done`) and the [`Proposer`] (attempts in progress). The
+//! driver keeps the peer outside its processes, so a process restarted by its supervisor
+//! loses nothing; what must survive a crash of the whole node is in the peer's records
+//! (`durable.rs`), from which [`Peer::restore`] rebuilds it.
 //!
 //! # Forgetting
-//! The application calls [`LearnerState::done`]`(seq)` when it no longer needs instances
+//! The application calls [`Peer::done`]`(seq)` when it no longer needs instances
 //! `<= seq`. That watermark rides on every message the peer sends, and every peer's
 //! learner records the highest one seen per peer ([`LearnerState::observe`]).
 //! [`LearnerState::min`] is one more than the lowest watermark over ALL peers (a peer
 //! never heard from holds it at 1). Instances below `min` are no longer needed by anyone:
-//! [`LearnerState::forget_to_min`] drops them from the learner and returns the new floor,
-//! which the driver passes to [`AcceptorState::forget_below`] and
-//! [`Proposer::forget_below`]. From then on every machine ignores messages below the floor
-//! and `status` reports [`Status::Forgotten`].
+//! the peer drops them from all three machines, records the new floor
+//! ([`Record::Forgotten`]), and from then on every machine ignores messages below it and
+//! `status` reports [`Status::Forgotten`].
 
 mod acceptor;
 mod ballot;
+pub mod bugs;
+mod durable;
 mod learner;
 mod lease;
 mod messages;
+mod peer;
 mod proposer;
 mod quorum;
 
 pub use acceptor::AcceptorState;
 pub use ballot::Ballot;
+pub use bugs::Bug;
+pub use durable::{MemoryStorage, Record, Storage, StorageError};
 pub use learner::{LearnerState, Status};
 pub use messages::{Body, Message, Outgoing, Role, Target};
+pub use peer::{
+    Jitter, Outbound, Peer, PeerConfig, QUERY_BATCH, ROUND_BLOCK, Ready, RequestCounts,
+};
 pub use proposer::{Proposer, ProposerConfig};
 pub use quorum::majority;
 
