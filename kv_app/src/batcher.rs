@@ -49,11 +49,10 @@ use crate::{Batch, Log};
 use forwarding::Forwarder;
 use paxos_app::Decided;
 use pending::{Origin, Pending, Waiting};
-use rand::Rng;
 use runtime::{Envelope, Pid, Process};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use runtime::clock::{Duration, Instant};
 
 /// The largest number of entries proposed in one instance (and forwarded in one message).
 pub const MAX_BATCH: usize = 256;
@@ -121,7 +120,7 @@ impl Batcher {
             return;
         }
         self.pending
-            .add_forwarded(f.entries, &f.batcher, Instant::now());
+            .add_forwarded(f.entries, &f.batcher, runtime::clock::now());
     }
 
     /// Forwarded entries older than the patience are dropped: their follower has stopped
@@ -137,7 +136,7 @@ impl Batcher {
         }
     }
 
-    fn decided(&mut self, d: Decided<Batch>) {
+    fn decided(&mut self, p: &Process, d: Decided<Batch>) {
         let Some(f) = self.in_flight.take_if(|f| f.seq == d.seq) else {
             return;
         };
@@ -153,8 +152,9 @@ impl Batcher {
             self.losses += 1;
             let most =
                 (Duration::from_micros(250) * 2u32.pow(self.losses.min(5))).min(LONGEST_PAUSE);
-            let pause = rand::rng().random_range(Duration::ZERO..=most);
-            self.paused_until = Some(Instant::now() + pause);
+            let most = u64::try_from(most.as_micros()).unwrap_or(u64::MAX);
+            let pause = Duration::from_micros(p.node().random_up_to(most));
+            self.paused_until = Some(runtime::clock::now() + pause);
         }
     }
 
@@ -193,7 +193,7 @@ impl Batcher {
 
     /// Does what is due now; returns when to look again (`None`: at the next message).
     fn act(&mut self, p: &Process) -> Option<Instant> {
-        let now = Instant::now();
+        let now = runtime::clock::now();
         self.pending
             .put_back(self.forwarder.expire(&self.counters, now));
         self.forwarder.check_named(&self.log, now);
@@ -239,13 +239,13 @@ impl Batcher {
         let env = match env.downcast::<Propose>() {
             Ok(Propose { entry, manager }) => {
                 self.pending
-                    .add_from_manager(entry, manager, Instant::now());
+                    .add_from_manager(entry, manager, runtime::clock::now());
                 return;
             }
             Err(env) => env,
         };
         let env = match env.downcast::<Decided<Batch>>() {
-            Ok(d) => return self.decided(d),
+            Ok(d) => return self.decided(p, d),
             Err(env) => env,
         };
         let env = match env.downcast::<Forward>() {
@@ -255,7 +255,7 @@ impl Batcher {
         match env.downcast::<ForwardedAt>() {
             Ok(at) => self
                 .forwarder
-                .answered(p, at, &mut self.pending, Instant::now()),
+                .answered(p, at, &mut self.pending, runtime::clock::now()),
             Err(env) => log::debug!("kv_batcher: unexpected message {env:?}"),
         }
     }
@@ -282,7 +282,7 @@ pub(crate) async fn run(
     loop {
         let env = match b.act(&p) {
             Some(t) => {
-                p.recv_timeout(t.saturating_duration_since(Instant::now()))
+                p.recv_timeout(t.saturating_duration_since(runtime::clock::now()))
                     .await
             }
             None => Some(p.recv().await),

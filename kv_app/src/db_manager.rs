@@ -17,7 +17,7 @@ use runtime::{CallResult, Envelope, ExitReason, Flow, GenServer, Process, ReplyT
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use runtime::clock::{Duration, Instant};
 
 /// The store, shared between the DB manager and whoever reads its figures.
 pub type SharedStore = Arc<Mutex<Store>>;
@@ -110,10 +110,10 @@ impl DbManager {
                 if since.elapsed() >= self.holes.patience {
                     log::debug!("db_manager: instance {next} missing; proposing an empty batch");
                     self.log.start(next, Batch::default());
-                    self.stalled_since = Some((next, Instant::now()));
+                    self.stalled_since = Some((next, runtime::clock::now()));
                 }
             }
-            _ => self.stalled_since = Some((next, Instant::now())),
+            _ => self.stalled_since = Some((next, runtime::clock::now())),
         }
     }
 }

@@ -6,16 +6,16 @@ use crate::PaxosValue;
 use crate::core::Message as PaxosMessage;
 use crate::core::{Body, Outgoing, Role, Seq, Target};
 use crate::tables::Tables;
-use rand::Rng;
-use runtime::Process;
+use runtime::clock::Duration;
+use runtime::{Node, Process};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// The retry backoff: 10 ms doubled per failure up to 640 ms, plus up to as much again of
-/// random jitter so that duelling proposers fall out of step.
-fn backoff_ms(failures: u32) -> u64 {
+/// random jitter (from the node's seeded generator) so that duelling proposers fall out
+/// of step.
+fn backoff_ms(node: &Node, failures: u32) -> u64 {
     let base = 10u64 << failures.saturating_sub(1).min(6);
-    base + rand::rng().random_range(0..=base)
+    base + node.random_up_to(base)
 }
 
 /// The acceptor: answers `Prepare`, `Accept`, `PrepareFrom` and `Query`.
@@ -42,10 +42,10 @@ const QUERY_BATCH: usize = 256;
 /// acceptors about those that were already missing at the previous look, so a peer that
 /// was deaf, cut off or late learns what was decided without waiting for a new start.
 pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, catch_up: Duration) {
-    let mut next_look = Instant::now() + catch_up;
+    let mut next_look = runtime::clock::now() + catch_up;
     let mut missing_before: Vec<Seq> = Vec::new();
     loop {
-        let wait = next_look.saturating_duration_since(Instant::now());
+        let wait = next_look.saturating_duration_since(runtime::clock::now());
         if let Some(env) = p.recv_timeout(wait).await {
             if t.is_stopped() {
                 continue;
@@ -56,11 +56,11 @@ pub(crate) async fn learner<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>, ca
                 }
                 Err(_) => log::debug!("paxos_learner: unexpected message"),
             }
-            if Instant::now() < next_look {
+            if runtime::clock::now() < next_look {
                 continue;
             }
         }
-        next_look = Instant::now() + catch_up;
+        next_look = runtime::clock::now() + catch_up;
         if t.is_stopped() {
             continue;
         }
@@ -105,7 +105,7 @@ pub(crate) async fn proposer<V: PaxosValue>(mut p: Process, t: Arc<Tables<V>>) {
                 let now = t.now_ms();
                 t.proposer
                     .lock()
-                    .tick(now, |_, failures| backoff_ms(failures))
+                    .tick(now, |_, failures| backoff_ms(p.node(), failures))
             }
             Some(env) => match env.downcast::<PaxosMessage<V>>() {
                 Ok(msg) => t.handle(Role::Proposer, &msg),

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use runtime::{Node, NodeName, Pid};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use runtime::clock::Instant;
 
 /// Registered names of the three Paxos processes and their supervisor.
 pub const ACCEPTOR: &str = "paxos_acceptor";
@@ -64,7 +64,7 @@ impl<V: PaxosValue> Tables<V> {
             listener: Mutex::new(None),
             counts: RequestCounts::default(),
             stopped: AtomicBool::new(false),
-            epoch: Instant::now(),
+            epoch: runtime::clock::now(),
         }
     }
 
