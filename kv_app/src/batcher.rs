@@ -49,10 +49,10 @@ use crate::{Batch, Log};
 use forwarding::Forwarder;
 use paxos_app::Decided;
 use pending::{Origin, Pending, Waiting};
+use runtime::clock::{Duration, Instant};
 use runtime::{Envelope, Pid, Process};
 use std::collections::HashSet;
 use std::sync::Arc;
-use runtime::clock::{Duration, Instant};
 
 /// The largest number of entries proposed in one instance (and forwarded in one message).
 pub const MAX_BATCH: usize = 256;

@@ -13,11 +13,11 @@ use crate::store::Store;
 use crate::{Batch, Log};
 use parking_lot::Mutex;
 use paxos_app::{Decided, Status};
+use runtime::clock::{Duration, Instant};
 use runtime::{CallResult, Envelope, ExitReason, Flow, GenServer, Process, ReplyTo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use runtime::clock::{Duration, Instant};
 
 /// The store, shared between the DB manager and whoever reads its figures.
 pub type SharedStore = Arc<Mutex<Store>>;

@@ -10,10 +10,10 @@ use crate::core::{
 };
 use crate::{Decided, PaxosValue};
 use parking_lot::{Mutex, RwLock};
+use runtime::clock::Instant;
 use runtime::{Node, NodeName, Pid};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use runtime::clock::Instant;
 
 /// Registered names of the three Paxos processes and their supervisor.
 pub const ACCEPTOR: &str = "paxos_acceptor";

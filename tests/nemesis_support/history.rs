@@ -4,9 +4,9 @@
 //! and the random operations the nemesis clients run (each value unique, so a value seen
 //! in a read names the one operation that wrote it).
 
+use runtime::clock::Instant;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use runtime::clock::Instant;
 
 use paxoskv::checker::{OpKind, Operation, Outcome};
 use rand::Rng;

@@ -7,11 +7,11 @@ use super::{Origin, Pending, Waiting};
 use crate::Log;
 use crate::messages::{BATCHER, Forward, ForwardedAt, Proposed};
 use crate::ops::LogEntry;
+use runtime::clock::{Duration, Instant};
 use runtime::{NodeName, Process};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use runtime::clock::{Duration, Instant};
 
 /// Whether the batchers of the other nodes forward their entries to the distinguished
 /// proposer (peer 0), and how soon they stop waiting for it.

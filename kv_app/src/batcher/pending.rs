@@ -5,8 +5,8 @@
 
 use crate::ops::LogEntry;
 use runtime::Pid;
-use std::collections::HashMap;
 use runtime::clock::Instant;
+use std::collections::HashMap;
 
 /// Who is told the instance of an entry: a manager on this node, or (at the leader) the
 /// batcher of the node that forwarded it.
