@@ -99,7 +99,7 @@ pub fn threads() -> usize {
 }
 
 /// How a batch reports failing seeds as they happen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub enum Report<'a> {
     /// Each failure on stderr, with its replay line.
     Failures,
