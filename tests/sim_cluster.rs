@@ -54,6 +54,7 @@ fn run_default(nodes: usize) -> SoakReport {
     );
     assert!(report.frames_lost > 0 && report.frames_duplicated > 0);
     assert!(report.kills_and_faults > report.seeds);
+    assert!(report.kills > 0 && report.crashes > 0);
     report
 }
 

@@ -23,15 +23,19 @@ use crate::nemesis_support::{
     replicas_agree,
 };
 
-/// The processes a kill may hit: the kv ones and the Paxos ones (their supervisors
-/// restart them; Paxos state lives in the node's tables, which outlive them).
-pub const SIM_PROCESSES: [&str; 6] = [
+/// The processes a kill may hit: the kv ones, the Paxos ones, and their supervisors
+/// (every process of the node restarted at once, as a node restart that keeps its state
+/// would). Their supervisors restart them; Paxos state lives in the node's tables and the
+/// data in the shared store, which outlive them.
+pub const SIM_PROCESSES: [&str; 8] = [
     "db_manager",
     "kv_batcher",
     "kv_server",
     "paxos_acceptor",
     "paxos_proposer",
     "paxos_learner",
+    "kv_sup",
+    "paxos_sup",
 ];
 
 /// How long (simulated) the cluster may take to settle after the heal.
@@ -51,6 +55,10 @@ pub struct SimOutcome {
     pub schedule: Schedule,
     /// Schedule steps that had nothing to act on (a process being restarted).
     pub fault_errors: usize,
+    /// Processes killed (each restarted by its supervisor).
+    pub kills: usize,
+    /// Nodes crashed.
+    pub crashes: usize,
     pub problem: Option<Problem>,
 }
 
@@ -127,9 +135,18 @@ async fn simulate(params: &SimParams) -> SimOutcome {
             }
         }
     }
+    let mut applier = SimApplier {
+        servers: run.servers.clone(),
+        names: run.names.clone(),
+        kills: 0,
+        crashes: 0,
+    };
     let mut fault_errors = 0;
     if problem.is_none() {
-        match run.execute(&config, &schedule, &mut rng).await {
+        match run
+            .execute(&config, &schedule, &mut applier, &mut rng)
+            .await
+        {
             Ok(errors) => fault_errors = errors,
             Err(p) => problem = Some(p),
         }
@@ -155,6 +172,8 @@ async fn simulate(params: &SimParams) -> SimOutcome {
         net: net.stats(),
         schedule,
         fault_errors,
+        kills: applier.kills,
+        crashes: applier.crashes,
         problem,
     }
 }
@@ -185,6 +204,7 @@ impl SimCluster {
         &mut self,
         config: &NemesisConfig,
         schedule: &Schedule,
+        applier: &mut SimApplier,
         rng: &mut ChaCha8Rng,
     ) -> Result<usize, Problem> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -201,13 +221,9 @@ impl SimCluster {
             }));
         }
         let origin = self.recorder.origin();
-        let mut applier = SimApplier {
-            servers: self.servers.clone(),
-            names: self.names.clone(),
-        };
-        let errors = play(schedule, origin, &mut applier).await;
+        let errors = play(schedule, origin, applier).await;
         tokio::time::sleep_until(origin + config.duration).await;
-        let heal_errors = heal(schedule, &mut applier);
+        let heal_errors = heal(schedule, applier);
         stop.store(true, Ordering::SeqCst);
         for (i, task) in tasks.into_iter().enumerate() {
             let within = config.op_timeout + SETTLE;
@@ -335,6 +351,8 @@ async fn client_loop(
 struct SimApplier {
     servers: Vec<KvServer>,
     names: Vec<NodeName>,
+    kills: usize,
+    crashes: usize,
 }
 
 impl FaultApplier for SimApplier {
@@ -359,7 +377,10 @@ impl FaultApplier for SimApplier {
             }
             Action::AllowAll { .. } => allow_all(node),
             Action::Kill { process, .. } => match node.whereis(process) {
-                Some(pid) => node.exit(None, &pid, ExitReason::Kill),
+                Some(pid) => {
+                    node.exit(None, &pid, ExitReason::Kill);
+                    self.kills += 1;
+                }
                 None => return Err(format!("{process} is not registered (being restarted)")),
             },
             // The node dies for good: its state is memory only, and a node that came
@@ -367,7 +388,10 @@ impl FaultApplier for SimApplier {
             // TODO(durability, issue 12): restart the node with its data here
             // (`SimNetwork::start_node` under the same name, a fresh seed, and the
             // simulated disk's synced contents), and let the schedule bring it back.
-            Action::Crash { .. } => node.stop(),
+            Action::Crash { .. } => {
+                node.stop();
+                self.crashes += 1;
+            }
         }
         Ok(())
     }

@@ -33,6 +33,10 @@ pub struct SoakReport {
     pub frames_lost: u64,
     pub frames_duplicated: u64,
     pub kills_and_faults: usize,
+    /// Processes killed and restarted by their supervisors.
+    pub kills: usize,
+    /// Nodes crashed.
+    pub crashes: usize,
 }
 
 impl SoakReport {
@@ -45,6 +49,8 @@ impl SoakReport {
         self.frames_lost += outcome.net.lost;
         self.frames_duplicated += outcome.net.duplicated;
         self.kills_and_faults += outcome.schedule.windows.len();
+        self.kills += outcome.kills;
+        self.crashes += outcome.crashes;
         if let Some(problem) = &outcome.problem {
             self.failures.push(SeedFailure {
                 params: outcome.params.clone(),
@@ -68,7 +74,8 @@ impl SoakReport {
         format!(
             "{} seed(s), {} failed, on {threads} thread(s): {:.1} s wall, {:.0} s simulated \
              ({:.1} simulated s per wall s, {:.0} seeds per minute); {} operations ({} \
-             acknowledged), {} frames delivered, {} lost, {} duplicated, {} fault windows",
+             acknowledged), {} frames delivered, {} lost, {} duplicated, {} fault windows, \
+             {} processes killed, {} nodes crashed",
             self.seeds,
             self.failures.len(),
             self.wall.as_secs_f64(),
@@ -80,7 +87,9 @@ impl SoakReport {
             self.frames_delivered,
             self.frames_lost,
             self.frames_duplicated,
-            self.kills_and_faults
+            self.kills_and_faults,
+            self.kills,
+            self.crashes
         )
     }
 }
