@@ -147,6 +147,10 @@ pub fn run_seeds(params: &[SimParams], threads: usize, report_as: Report<'_>) ->
                         .add(&outcome);
                     if let Report::Progress(bar) = report_as {
                         bar.inc(1);
+                        // Without a terminal the bar is hidden: a line now and then.
+                        if bar.is_hidden() && bar.position() % 500 == 0 {
+                            eprintln!("{}/{} seeds", bar.position(), params.len());
+                        }
                     }
                 }
             });
