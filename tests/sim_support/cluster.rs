@@ -85,10 +85,10 @@ pub fn run_seed(params: &SimParams) -> SimOutcome {
     let mut outcome = runtime.block_on(simulate(params));
     // Every task (the nodes' processes, timers, the network) ends with the runtime.
     drop(runtime);
-    if outcome.problem.is_none() {
-        if let Err(problem) = check_history_of_run(&outcome.history, DEFAULT_STEP_BUDGET) {
-            outcome.problem = Some(problem);
-        }
+    if outcome.problem.is_none()
+        && let Err(problem) = check_history_of_run(&outcome.history, DEFAULT_STEP_BUDGET)
+    {
+        outcome.problem = Some(problem);
     }
     outcome
 }
