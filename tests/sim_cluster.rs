@@ -105,6 +105,7 @@ fn replay() {
         "{}\ntrace {:016x}, {:?}, simulated {:?}",
         outcome.schedule, outcome.trace, outcome.net, outcome.simulated
     );
+    eprintln!("paxos at the end:\n  {}", outcome.paxos.join("\n  "));
     if let Some(problem) = &outcome.problem {
         panic!("{params}\n{problem}\nreplay: {}", params.replay_line());
     }

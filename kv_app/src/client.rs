@@ -12,10 +12,10 @@ use crate::messages::{
     Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
 };
 use crate::ops::{OpKind, OpRef, Operation};
+use runtime::clock::Instant;
 use runtime::{Envelope, Node, NodeName, Pid, Process};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Errors of client operations.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,6 +59,8 @@ pub struct SimOutcome {
     pub kills: usize,
     /// Nodes crashed.
     pub crashes: usize,
+    /// Each surviving server's Paxos figures at the end (`max`, `min`, held), for replays.
+    pub paxos: Vec<String>,
     pub problem: Option<Problem>,
 }
 
@@ -152,6 +154,23 @@ async fn simulate(params: &SimParams) -> SimOutcome {
         }
     }
     let history = run.recorder.operations();
+    let paxos = schedule
+        .survivors()
+        .into_iter()
+        .filter_map(|i| run.servers.get(i))
+        .map(|server| {
+            let status = server.status();
+            format!(
+                "{}: max {} min {} held {} alive {}, applied {}",
+                status.node,
+                status.paxos.max,
+                status.paxos.min,
+                status.paxos.held,
+                status.paxos.alive,
+                status.kv.applied
+            )
+        })
+        .collect();
     for i in schedule.survivors() {
         if let Some(server) = run.servers.get(i) {
             net.note(&server.applied().to_le_bytes());
@@ -174,6 +193,7 @@ async fn simulate(params: &SimParams) -> SimOutcome {
         fault_errors,
         kills: applier.kills,
         crashes: applier.crashes,
+        paxos,
         problem,
     }
 }

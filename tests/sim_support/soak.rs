@@ -136,7 +136,9 @@ pub fn run_seeds(params: &[SimParams], threads: usize, report_as: Report<'_>) ->
                             p.replay_line()
                         );
                         match report_as {
-                            Report::Progress(bar) => bar.println(line),
+                            // A hidden bar (no terminal) prints nothing.
+                            Report::Progress(bar) if !bar.is_hidden() => bar.println(line),
+                            Report::Progress(_) => eprintln!("{line}"),
                             Report::Failures => eprintln!("{line}"),
                             Report::Quiet => {}
                         }
