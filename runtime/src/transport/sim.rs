@@ -8,7 +8,7 @@
 //!
 //! What the simulation may do to a frame follows what real networks do to the messages
 //! the node's faults may drop: only droppable messages ([`Wire::droppable`]) are lost,
-//! duplicated or reordered. Control traffic (links, monitors, exit signals, `Down`s,
+//! duplicated or reordered (reordering is [`SimConfig::reorder`]). Control traffic (links, monitors, exit signals, `Down`s,
 //! control messages) is delayed too but stays in order between two nodes and is never
 //! lost, as a TCP connection keeps it. Partitions, deaf and unreliable nodes are the
 //! nodes' own faults ([`crate::faults`]), applied as over any transport.
@@ -41,10 +41,14 @@ pub struct SimConfig {
     /// `long_delay`), overtaken by what is sent after it.
     pub straggle: f64,
     pub long_delay: Duration,
+    /// Whether droppable frames between two nodes may overtake each other (each takes
+    /// its own random delay). `false` keeps them in order, as a TCP connection does: a
+    /// straggler then holds back those behind it.
+    pub reorder: bool,
 }
 
 impl Default for SimConfig {
-    /// A LAN without faults: 100 µs to 1 ms, nothing lost.
+    /// A LAN without faults: 100 µs to 1 ms, nothing lost, everything in order.
     fn default() -> Self {
         SimConfig {
             loss: 0.0,
@@ -53,6 +57,7 @@ impl Default for SimConfig {
             max_delay: Duration::from_millis(1),
             straggle: 0.0,
             long_delay: Duration::from_millis(50),
+            reorder: false,
         }
     }
 }
@@ -60,7 +65,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// A random network for one run: delays, loss, duplication and stragglers each
     /// drawn from `rng` (loss at most 5 %, duplication at most 5 %, stragglers at most
-    /// 5 % held up to 200 ms).
+    /// 5 % held up to 200 ms); messages overtake each other.
     pub fn random(rng: &mut impl Rng) -> Self {
         let min_delay = Duration::from_micros(rng.random_range(50..500));
         let max_delay = min_delay + Duration::from_micros(rng.random_range(100..5_000));
@@ -78,6 +83,7 @@ impl SimConfig {
             max_delay,
             straggle: maybe(rng, 0.05),
             long_delay: Duration::from_millis(rng.random_range(10..200)),
+            reorder: true,
         }
     }
 }
@@ -245,7 +251,7 @@ impl SimNetwork {
                 delay += random_delay(&mut st.rng, Duration::ZERO, config.long_delay);
             }
             let mut at = now + delay;
-            if !droppable {
+            if !droppable || !config.reorder {
                 let last = st
                     .ordered_until
                     .entry((from.clone(), to.clone()))
