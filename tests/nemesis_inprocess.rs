@@ -157,7 +157,7 @@ impl NemesisRun {
             names: self.names.clone(),
         };
         let errors = play(schedule, origin, &mut applier).await;
-        tokio::time::sleep_until(tokio::time::Instant::from_std(origin + config.duration)).await;
+        tokio::time::sleep_until(origin + config.duration).await;
         let heal_errors = heal(schedule, &mut applier);
         eprintln!(
             "nemesis done, healed; {} action(s) had nothing to act on: {errors:?} {heal_errors:?}",

@@ -37,6 +37,8 @@ pub struct ServerOptions {
     pub holes: HoleFilling,
     /// Whether the batchers forward to the distinguished proposer (peer 0).
     pub forwarding: Forwarding,
+    /// Deliberate bugs for the simulation's proof that it bites; off in the product.
+    pub deliberate: crate::deliberate::DeliberateBugs,
 }
 
 /// A running kv server node.
@@ -70,7 +72,9 @@ pub async fn start_server(
     };
     let (log, paxos_spec): (Log, _) =
         paxos_app::prepare(node, peers, paxos_opts).map_err(|e| KvError::Paxos(e.to_string()))?;
-    let store = SharedStore::default();
+    let store = SharedStore::new(parking_lot::Mutex::new(
+        crate::store::Store::with_deliberate_bugs(opts.deliberate),
+    ));
     let counters = Arc::new(BatcherCounters::default());
     let (db_log, db_store) = (log.clone(), store.clone());
     let srv_log = log.clone();

@@ -37,258 +37,113 @@
 //! before proposing again, so that the node that is winning keeps the instances flowing
 //! instead of every node duelling for each one; a win resets the wait. (A single loss is
 //! most often a stale `max`, and is retried at once.)
+//!
+//! **Shape.** The rules above live in a pure state machine, [`machine::BatcherMachine`]:
+//! inputs (an entry from a manager, a forward, a forward's answer, a decision, a tick
+//! with the time and what Paxos and the node look like) in, one batch of effects
+//! ([`machine::Effect`]: messages to send, instances to propose) and the next time to
+//! look out. Clock and randomness are injected. [`run`] is the thin process loop that
+//! feeds it and carries its effects out.
 
 mod forwarding;
+pub mod machine;
 mod pending;
 
 pub use forwarding::{BatcherCounters, BatcherCounts, Forwarding};
 
-use crate::messages::{Forward, ForwardedAt, Propose, Proposed};
-use crate::ops::LogEntry;
+use crate::messages::{BATCHER, Forward, ForwardedAt, Propose, Proposed};
 use crate::{Batch, Log};
-use forwarding::Forwarder;
+use machine::{BatcherMachine, Effect, View};
 use paxos_app::Decided;
-use pending::{Origin, Pending, Waiting};
-use rand::Rng;
-use runtime::{Envelope, Pid, Process};
-use std::collections::HashSet;
+use runtime::clock::Duration;
+use runtime::{Envelope, NodeName, Process};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// The largest number of entries proposed in one instance (and forwarded in one message).
 pub const MAX_BATCH: usize = 256;
 
-/// The longest pause after lost instances.
-const LONGEST_PAUSE: Duration = Duration::from_millis(4);
-
 /// How long delete-reference entries may wait for operations to ride with.
 pub const LAZY_DELETE: Duration = Duration::from_millis(5);
 
-/// How soon to look again when entries wait and Paxos is down.
-const PAXOS_DOWN_RETRY: Duration = Duration::from_millis(20);
-
-/// The batch in flight.
-struct InFlight {
-    seq: u64,
-    entries: Batch,
+/// The distinguished proposer's node this node's batcher forwards to: peer 0, when
+/// forwarding is on and this node is not peer 0.
+fn leader_of(log: &Log, opts: Forwarding) -> Option<NodeName> {
+    log.peers()
+        .first()
+        .filter(|_| opts.enabled && log.me() != 0)
+        .cloned()
 }
 
-struct Batcher {
-    log: Log,
-    counters: Arc<BatcherCounters>,
-    forwarder: Forwarder,
-    /// How long forwarded entries may wait here before their follower gives up on them.
-    patience: Duration,
-    pending: Pending,
-    in_flight: Option<InFlight>,
-    losses: u32,
-    paused_until: Option<Instant>,
-}
-
-impl Batcher {
-    fn new(log: Log, opts: Forwarding, counters: Arc<BatcherCounters>) -> Self {
-        Batcher {
-            forwarder: Forwarder::new(opts, &log),
-            log,
-            counters,
-            patience: opts.patience,
-            pending: Pending::default(),
-            in_flight: None,
-            losses: 0,
-            paused_until: None,
-        }
-    }
-
-    /// When the pending entries are due to go (at once when an operation waits, else
-    /// when the oldest delete has waited [`LAZY_DELETE`]); `None` when nothing waits.
-    fn due(&self, now: Instant) -> Option<Instant> {
-        let urgent = self
-            .pending
-            .iter()
-            .any(|w| matches!(w.entry, LogEntry::Op(_)));
-        if urgent {
-            return Some(now);
-        }
-        Some(self.pending.iter().map(|w| w.since).min()? + LAZY_DELETE)
-    }
-
-    fn forwarded_to_me(&mut self, f: Forward) {
-        if !self.forwarder.proposes_for_others() {
-            log::debug!(
-                "kv_batcher: a forward from {} reached a node that forwards itself; dropped",
-                f.batcher
-            );
-            return;
-        }
-        self.pending
-            .add_forwarded(f.entries, &f.batcher, Instant::now());
-    }
-
-    /// Forwarded entries older than the patience are dropped: their follower has stopped
-    /// waiting and proposes them itself.
-    fn drop_stale_forwards(&mut self, now: Instant) {
-        let before = self.pending.len();
-        self.pending.retain(|w| {
-            !(matches!(w.origin, Origin::Batcher(_)) && now >= w.since + self.patience)
-        });
-        let dropped = before - self.pending.len();
-        if dropped > 0 {
-            log::debug!("kv_batcher: dropped {dropped} forwarded entries that waited too long");
-        }
-    }
-
-    fn decided(&mut self, d: Decided<Batch>) {
-        let Some(f) = self.in_flight.take_if(|f| f.seq == d.seq) else {
-            return;
-        };
-        // Our own proposal comes back as the very same shared batch.
-        if Batch::ptr_eq(&f.entries, &d.value) || f.entries.iter().any(|e| d.value.contains(e)) {
-            self.losses = 0;
-            self.paused_until = None;
-        } else if self.losses == 0 {
-            // A first loss is usually a stale `max` (the instance was decided before this
-            // batch reached it): retry at once.
-            self.losses = 1;
-        } else {
-            self.losses += 1;
-            let most =
-                (Duration::from_micros(250) * 2u32.pow(self.losses.min(5))).min(LONGEST_PAUSE);
-            let pause = rand::rng().random_range(Duration::ZERO..=most);
-            self.paused_until = Some(Instant::now() + pause);
-        }
-    }
-
-    /// The next batch of pending entries, oldest first.
-    fn next_batch(&mut self) -> Vec<Waiting> {
-        self.pending.take_oldest(MAX_BATCH)
-    }
-
-    /// Proposes the next batch here, at `max + 1`; tells local managers `Proposed` and
-    /// each follower batcher one `ForwardedAt` with its entries.
-    fn launch(&mut self, p: &Process) {
-        let batch = self.next_batch();
-        let seq = self.log.max() + 1;
-        self.log.subscribe(seq, p.pid());
-        let value = Batch::from(distinct_entries(&batch));
-        self.log.start(seq, value.clone());
-        self.counters.count_local_batch();
-        let mut followers: Vec<(Pid, Vec<LogEntry>)> = Vec::new();
-        for w in batch {
-            match w.origin {
-                Origin::Manager(m) => p.send(&m, Proposed { seq }),
-                Origin::Batcher(b) => match followers.iter_mut().find(|(f, _)| *f == b) {
-                    Some((_, entries)) => entries.push(w.entry),
-                    None => followers.push((b, vec![w.entry])),
-                },
+/// Carries out the machine's effects, in order.
+fn apply(p: &Process, log: &Log, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Propose { seq, value } => {
+                log.subscribe(seq, p.pid());
+                log.start(seq, value);
             }
-        }
-        for (b, entries) in followers {
-            p.send(&b, ForwardedAt { seq, entries });
-        }
-        self.in_flight = Some(InFlight {
-            seq,
-            entries: value,
-        });
-    }
-
-    /// Does what is due now; returns when to look again (`None`: at the next message).
-    fn act(&mut self, p: &Process) -> Option<Instant> {
-        let now = Instant::now();
-        self.pending
-            .put_back(self.forwarder.expire(&self.counters, now));
-        self.forwarder.check_named(&self.log, now);
-        if self.in_flight.is_none() {
-            self.drop_stale_forwards(now);
-        }
-        let mut next = self.forwarder.next_due(now);
-        let mut wake_at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        let Some(due) = self.due(now) else {
-            return next;
-        };
-        if !self.log.alive() {
-            // Paxos is down (stopped, or its supervisor restarting): look again shortly
-            // rather than spin.
-            wake_at(now + PAXOS_DOWN_RETRY);
-            return next;
-        }
-        if let Some(leader) = self.forwarder.target(p, now) {
-            if !self.forwarder.busy() {
-                if due <= now {
-                    let batch = self.next_batch();
-                    self.forwarder.send(p, &leader, batch, &self.counters, now);
-                    // Its patience is now due, and more may wait for the answer.
-                    if let Some(t) = self.forwarder.next_due(now) {
-                        wake_at(t);
-                    }
-                } else {
-                    wake_at(due);
-                }
-            }
-        } else if self.in_flight.is_none() {
-            let at = self.paused_until.map_or(due, |p| p.max(due));
-            if at <= now {
-                self.launch(p);
-            } else {
-                wake_at(at);
-            }
-        }
-        next
-    }
-
-    fn handle(&mut self, p: &Process, env: Envelope) {
-        let env = match env.downcast::<Propose>() {
-            Ok(Propose { entry, manager }) => {
-                self.pending
-                    .add_from_manager(entry, manager, Instant::now());
-                return;
-            }
-            Err(env) => env,
-        };
-        let env = match env.downcast::<Decided<Batch>>() {
-            Ok(d) => return self.decided(d),
-            Err(env) => env,
-        };
-        let env = match env.downcast::<Forward>() {
-            Ok(f) => return self.forwarded_to_me(f),
-            Err(env) => env,
-        };
-        match env.downcast::<ForwardedAt>() {
-            Ok(at) => self
-                .forwarder
-                .answered(p, at, &mut self.pending, Instant::now()),
-            Err(env) => log::debug!("kv_batcher: unexpected message {env:?}"),
+            Effect::Fill { seq } => log.start(seq, Batch::default()),
+            Effect::Proposed { manager, seq } => p.send(&manager, Proposed { seq }),
+            Effect::ForwardedAt { batcher, at } => p.send(&batcher, at),
+            Effect::Forward { leader, forward } => p.send((BATCHER, &leader), forward),
         }
     }
 }
 
-/// The entries of `batch`, each once, in order.
-fn distinct_entries(batch: &[Waiting]) -> Vec<LogEntry> {
-    let mut seen: HashSet<&LogEntry> = HashSet::with_capacity(batch.len());
-    batch
-        .iter()
-        .filter(|w| seen.insert(&w.entry))
-        .map(|w| w.entry.clone())
-        .collect()
+/// Feeds one message to the machine.
+fn handle(p: &Process, m: &mut BatcherMachine, env: Envelope) {
+    let now = runtime::clock::now();
+    let env = match env.downcast::<Propose>() {
+        Ok(Propose { entry, manager }) => return m.propose(entry, manager, now),
+        Err(env) => env,
+    };
+    let env = match env.downcast::<Decided<Batch>>() {
+        Ok(d) => return m.decided(d.seq, &d.value, now, |most| p.node().random_up_to(most)),
+        Err(env) => env,
+    };
+    let env = match env.downcast::<Forward>() {
+        Ok(f) => return m.forward(f, now),
+        Err(env) => env,
+    };
+    match env.downcast::<ForwardedAt>() {
+        Ok(at) => m.forwarded_at(at, now),
+        Err(env) => log::debug!("kv_batcher: unexpected message {env:?}"),
+    }
 }
 
-/// The batcher's loop; `counters` outlive it (the status reads them).
+/// The batcher's loop: what Paxos and the node look like, a tick of the machine, its
+/// effects carried out, then the next message or the machine's next time; `counters`
+/// outlive it (the status reads them).
 pub(crate) async fn run(
     mut p: Process,
     log: Log,
     forwarding: Forwarding,
     counters: Arc<BatcherCounters>,
 ) {
-    let mut b = Batcher::new(log, forwarding, counters);
+    let leader = leader_of(&log, forwarding);
+    let mut m = BatcherMachine::new(p.pid().clone(), leader, forwarding, counters);
     loop {
-        let env = match b.act(&p) {
+        let now = runtime::clock::now();
+        // The connection table is read only when the machine may forward.
+        let leader_connected = m.has_pending()
+            && m.leader()
+                .is_some_and(|leader| p.node().connected_nodes().contains(leader));
+        let view = View {
+            max: log.max(),
+            paxos_alive: log.alive(),
+            leader_connected,
+        };
+        let out = m.tick(now, view);
+        apply(&p, &log, out.effects);
+        let env = match out.wake_at {
             Some(t) => {
-                p.recv_timeout(t.saturating_duration_since(Instant::now()))
+                p.recv_timeout(t.saturating_duration_since(runtime::clock::now()))
                     .await
             }
             None => Some(p.recv().await),
         };
         if let Some(env) = env {
-            b.handle(&p, env);
+            handle(&p, &mut m, env);
         }
     }
 }

@@ -12,10 +12,10 @@ use crate::messages::{
     Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
 };
 use crate::ops::{OpKind, OpRef, Operation};
+use runtime::clock::Instant;
 use runtime::{Envelope, Node, NodeName, Pid, Process};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Errors of client operations.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ pub fn start(
 /// one node (the command line's `bench` runs one per simulated user). Each has its own
 /// id, hence its own operation references; its first server is chosen at random.
 pub fn start_unregistered(node: &Node, servers: Vec<NodeName>, timeouts: ClientTimeouts) -> Client {
-    start_unregistered_at(node, servers, rand::random::<u64>() as usize, timeouts)
+    start_unregistered_at(node, servers, node.random_u64() as usize, timeouts)
 }
 
 /// [`start_unregistered`] with the client's first server chosen: `servers[first % len]`
@@ -104,7 +104,7 @@ pub fn start_unregistered_at(
     first: usize,
     timeouts: ClientTimeouts,
 ) -> Client {
-    let id: u64 = rand::random();
+    let id: u64 = node.random_u64();
     let first = first % servers.len().max(1);
     let pid = node.spawn(move |p| client_loop(p, id, first, servers, timeouts));
     Client {
@@ -169,7 +169,7 @@ impl Client {
         deadline: Option<Duration>,
     ) -> Result<String, ClientError> {
         let mut me = self.node.attach();
-        let tag: u64 = rand::random();
+        let tag: u64 = self.node.random_u64();
         let mref = me.monitor(&self.pid);
         me.send(
             &self.pid,

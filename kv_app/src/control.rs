@@ -121,7 +121,7 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<ControlReply, ControlError> {
     let mut me = node.attach();
-    let tag: u64 = rand::random();
+    let tag: u64 = node.random_u64();
     let mref = me.monitor((NODE_CTL, target));
     me.send_control(
         (NODE_CTL, target),

@@ -13,11 +13,11 @@ use crate::store::Store;
 use crate::{Batch, Log};
 use parking_lot::Mutex;
 use paxos_app::{Decided, Status};
+use runtime::clock::{Duration, Instant};
 use runtime::{CallResult, Envelope, ExitReason, Flow, GenServer, Process, ReplyTo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// The store, shared between the DB manager and whoever reads its figures.
 pub type SharedStore = Arc<Mutex<Store>>;
@@ -110,10 +110,10 @@ impl DbManager {
                 if since.elapsed() >= self.holes.patience {
                     log::debug!("db_manager: instance {next} missing; proposing an empty batch");
                     self.log.start(next, Batch::default());
-                    self.stalled_since = Some((next, Instant::now()));
+                    self.stalled_since = Some((next, runtime::clock::now()));
                 }
             }
-            _ => self.stalled_since = Some((next, Instant::now())),
+            _ => self.stalled_since = Some((next, runtime::clock::now())),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod batcher;
 pub mod client;
 pub mod control;
 pub mod db_manager;
+pub mod deliberate;
 pub mod messages;
 pub mod operation;
 pub mod ops;

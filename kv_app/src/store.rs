@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::deliberate::DeliberateBugs;
 use crate::ops::{LogEntry, OpKind, OpRef, Operation};
 use crate::phash2::write_hash_value;
 
@@ -59,12 +60,23 @@ pub struct Store {
     data: HashMap<String, String>,
     clients: HashMap<u64, ClientRecord>,
     applied_through: u64,
+    /// Test-only switches (all off in the product).
+    #[serde(skip)]
+    deliberate: DeliberateBugs,
 }
 
 impl Store {
     /// An empty store: no keys, nothing applied (the first instance is 1).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store with deliberate bugs switched on (tests only).
+    pub fn with_deliberate_bugs(deliberate: DeliberateBugs) -> Self {
+        Store {
+            deliberate,
+            ..Self::default()
+        }
     }
 
     /// Applies the batch decided in `instance`, which must be `applied_through() + 1`.
@@ -142,6 +154,7 @@ impl Store {
         let reference = operation.reference;
         if let Some(record) = self.clients.get(&reference.client)
             && reference.seq <= record.highest_seq
+            && !self.deliberate.apply_duplicates
         {
             return self.answer_duplicate(reference, record);
         }

@@ -10,6 +10,7 @@
 //! trap exits dies with the signal. A panic in a callback runs `terminate` with the panic
 //! as reason and ends the process (never the node).
 
+use crate::clock::Instant;
 use crate::message::{Envelope, Message};
 use crate::node::{Node, NodeError};
 use crate::pid::{Dest, Pid, Ref};
@@ -23,7 +24,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 /// A server's behaviour. Every callback runs inside the server's process, one at a time.
 pub trait GenServer: Send + 'static {

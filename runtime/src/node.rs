@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -53,11 +53,13 @@ pub(crate) struct ProcShared {
 struct ProcState {
     alive: bool,
     name: Option<String>,
-    links: HashSet<Pid>,
+    // Ordered sets and maps: the exit signals and `Down`s a death sends go out in an order
+    // that does not depend on a hasher's random state, so a seeded simulation replays.
+    links: BTreeSet<Pid>,
     /// Monitors watching this process: mref -> watcher.
-    monitored_by: HashMap<Ref, Pid>,
+    monitored_by: BTreeMap<Ref, Pid>,
     /// Monitors this process holds: mref -> node of the target (and pid when known).
-    monitoring: HashMap<Ref, (NodeName, Option<Pid>)>,
+    monitoring: BTreeMap<Ref, (NodeName, Option<Pid>)>,
 }
 
 impl ProcShared {
@@ -301,12 +303,16 @@ impl Node {
         self.inner.shard(id).read().get(&id).cloned()
     }
 
+    /// Every process, by id (a fixed order: what `node_down` and `stop` send follows it).
     fn all_processes(&self) -> Vec<Arc<ProcShared>> {
-        self.inner
+        let mut procs: Vec<Arc<ProcShared>> = self
+            .inner
             .procs
             .iter()
             .flat_map(|s| s.0.read().values().cloned().collect::<Vec<_>>())
-            .collect()
+            .collect();
+        procs.sort_by_key(|p| p.pid.id);
+        procs
     }
 
     // ---------------------------------------------------------------- processes
@@ -988,9 +994,7 @@ impl Node {
 
     /// Every live process with its name, mailbox length and restart count, by pid.
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        let mut procs = self.all_processes();
-        procs.sort_by_key(|p| p.pid.id);
-        procs
+        self.all_processes()
             .iter()
             .map(|p| ProcessInfo {
                 pid: p.pid.to_string(),

@@ -1,6 +1,7 @@
 //! The process handle: what a running process (or an attached caller) uses to send,
 //! receive (with timeout, and selectively), link, monitor, trap exits and spawn.
 
+use crate::clock::Instant;
 use crate::message::{Envelope, Message};
 use crate::node::{Node, NodeError, ProcShared};
 use crate::pid::{Dest, Pid, Ref};
@@ -10,7 +11,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// What a process body may return: `()` (exit `normal`) or an [`ExitReason`].
 pub trait ExitValue: Send + 'static {

@@ -9,6 +9,7 @@
 //! through [`ChildSpec::gen_server`]). Starting may be asynchronous, since a gen_server's
 //! start returns only once its `init` has run.
 
+use crate::clock::Instant;
 use crate::gen_server::{
     self, Ack, CallError, CallRequest, GenServer, ReplyTo, StartError, Starting, StopRequest,
 };
@@ -25,7 +26,6 @@ use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Which children are restarted when one exits and is to be restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,12 @@
 //! Recording a history: each client call becomes a `checker::Operation` whose call and
-//! return times are microseconds from one `Instant` shared by every client of the run;
+//! return times are microseconds from one `Instant` of the runtime's clock (simulated
+//! time in a simulation) shared by every client of the run;
 //! and the random operations the nemesis clients run (each value unique, so a value seen
 //! in a read names the one operation that wrote it).
 
+use runtime::clock::Instant;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use paxoskv::checker::{OpKind, Operation, Outcome};
 use rand::Rng;

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use runtime::clock::Instant as ClockInstant;
+
 use super::schedule::{Action, Schedule};
 
 /// Applies one node-level action to a cluster. An error is reported, not fatal: the run
@@ -16,12 +18,12 @@ pub trait FaultApplier {
 /// errors, each with its step.
 pub async fn play(
     schedule: &Schedule,
-    origin: Instant,
+    origin: ClockInstant,
     applier: &mut impl FaultApplier,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     for step in &schedule.steps {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(origin + step.at)).await;
+        tokio::time::sleep_until(origin + step.at).await;
         take(step.at.as_secs_f64(), &step.action, applier, &mut errors);
     }
     errors

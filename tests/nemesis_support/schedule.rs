@@ -239,6 +239,12 @@ impl Schedule {
     /// any, somewhere after the first tenth of the run); a candidate that would leave too
     /// few nodes able to serve is skipped.
     pub fn generate(config: &NemesisConfig) -> Schedule {
+        Schedule::generate_killing(config, &KV_PROCESSES)
+    }
+
+    /// As [`generate`](Self::generate), with kills chosen among `processes` (registered
+    /// names whose supervisor restarts them).
+    pub fn generate_killing(config: &NemesisConfig, processes: &[&'static str]) -> Schedule {
         // A stream of its own, so that the clients' choices do not shift the faults.
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6e65_6d65_7369_7321);
         let kinds: Vec<FaultKind> = config.faults.iter().copied().collect();
@@ -258,7 +264,7 @@ impl Schedule {
             }
             let length = millis(rng.random_range(300..3000));
             let end = (t + length).min(duration);
-            let candidate = random_window(&mut rng, kind, nodes, t, end, duration);
+            let candidate = random_window(&mut rng, kind, nodes, t, end, duration, processes);
             if admissible(&windows, &candidate, nodes) {
                 windows.push(candidate);
             }
@@ -362,6 +368,7 @@ fn random_window(
     start: Duration,
     end: Duration,
     duration: Duration,
+    processes: &[&'static str],
 ) -> FaultWindow {
     let node = rng.random_range(0..nodes);
     let mut shuffled: Vec<usize> = (0..nodes).collect();
@@ -397,7 +404,7 @@ fn random_window(
             (end, fault)
         }
         FaultKind::Kill => {
-            let process = KV_PROCESSES.choose(rng).copied().unwrap_or("kv_server");
+            let process = processes.choose(rng).copied().unwrap_or("kv_server");
             (start, Fault::Kill { node, process })
         }
         FaultKind::Crash => (duration, Fault::Crash { node }),

@@ -3,15 +3,15 @@
 //! the leader (and for how long), and the instances the leader named that this node never
 //! heard of. Also the forwarding options and the batcher's counters shown by `status`.
 
-use super::{Origin, Pending, Waiting};
-use crate::Log;
-use crate::messages::{BATCHER, Forward, ForwardedAt, Proposed};
+use super::machine::{Effect, distinct_entries};
+use super::pending::{Origin, Pending, Waiting};
+use crate::messages::{Forward, ForwardedAt};
 use crate::ops::LogEntry;
-use runtime::{NodeName, Process};
+use runtime::clock::{Duration, Instant};
+use runtime::{NodeName, Pid};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 /// Whether the batchers of the other nodes forward their entries to the distinguished
 /// proposer (peer 0), and how soon they stop waiting for it.
@@ -96,12 +96,7 @@ pub(super) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(super) fn new(opts: Forwarding, log: &Log) -> Self {
-        let leader = log
-            .peers()
-            .first()
-            .filter(|_| opts.enabled && log.me() != 0)
-            .cloned();
+    pub(super) fn new(opts: Forwarding, leader: Option<NodeName>) -> Self {
         Forwarder {
             opts,
             leader,
@@ -117,17 +112,18 @@ impl Forwarder {
         self.leader.is_none()
     }
 
-    /// The leader to forward to now: configured, not suspected, and (cheaply known) its
-    /// node connected.
-    pub(super) fn target(&self, p: &Process, now: Instant) -> Option<NodeName> {
+    /// The node forwarded to, if any.
+    pub(super) fn leader(&self) -> Option<&NodeName> {
+        self.leader.as_ref()
+    }
+
+    /// The leader to forward to now: configured, not suspected, and its node connected.
+    pub(super) fn target(&self, now: Instant, connected: bool) -> Option<NodeName> {
         let leader = self.leader.as_ref()?;
         if self.suspect_until.is_some_and(|until| now < until) {
             return None;
         }
-        p.node()
-            .connected_nodes()
-            .contains(leader)
-            .then(|| leader.clone())
+        connected.then(|| leader.clone())
     }
 
     /// Whether a forward waits for its answer (the next one goes after it).
@@ -135,27 +131,24 @@ impl Forwarder {
         self.outstanding.is_some()
     }
 
-    /// Sends `batch` to `leader`'s batcher as one `Forward`.
+    /// The `Forward` of `batch` from batcher `me`, now outstanding.
     pub(super) fn send(
         &mut self,
-        p: &Process,
-        leader: &NodeName,
+        me: &Pid,
         batch: Vec<Waiting>,
         counters: &BatcherCounters,
         now: Instant,
-    ) {
-        p.send(
-            (BATCHER, leader),
-            Forward {
-                entries: super::distinct_entries(&batch),
-                batcher: p.pid().clone(),
-            },
-        );
+    ) -> Forward {
+        let forward = Forward {
+            entries: distinct_entries(&batch),
+            batcher: me.clone(),
+        };
         counters.count_forward();
         self.outstanding = Some(Outstanding {
             waiting: batch,
             last_heard: now,
         });
+        forward
     }
 
     /// The leader proposed (some of) our entries at `seq`: their managers are told. A late
@@ -163,18 +156,21 @@ impl Forwarder {
     /// them out of `pending`); the managers check the decided value anyway.
     pub(super) fn answered(
         &mut self,
-        p: &Process,
         at: ForwardedAt,
         pending: &mut Pending,
         now: Instant,
+        effects: &mut Vec<Effect>,
     ) {
         let listed: HashSet<&LogEntry> = at.entries.iter().collect();
-        let tell = |w: &Waiting| {
+        let mut tell = |w: &Waiting| {
             if !listed.contains(&w.entry) {
                 return false;
             }
             if let Origin::Manager(m) = &w.origin {
-                p.send(m, Proposed { seq: at.seq });
+                effects.push(Effect::Proposed {
+                    manager: m.clone(),
+                    seq: at.seq,
+                });
             }
             true
         };
@@ -216,17 +212,17 @@ impl Forwarder {
     /// leader died before its proposal got out): an empty batch is proposed at it, which
     /// learns what was decided there or decides nothing, so the managers waiting on it
     /// go on (and the DB manager's hole filling covers the instances below it).
-    pub(super) fn check_named(&mut self, log: &Log, now: Instant) {
+    pub(super) fn check_named(&mut self, max: u64, now: Instant, effects: &mut Vec<Effect>) {
         while let Some(&(seq, at)) = self.named.front() {
             if now < at + self.opts.patience {
                 break;
             }
             self.named.pop_front();
-            if log.max() < seq {
+            if max < seq {
                 log::debug!(
                     "kv_batcher: instance {seq} named by the leader never came; filling it"
                 );
-                log.start(seq, crate::Batch::default());
+                effects.push(Effect::Fill { seq });
             }
         }
     }

@@ -5,8 +5,8 @@
 
 use crate::ops::LogEntry;
 use runtime::Pid;
+use runtime::clock::Instant;
 use std::collections::HashMap;
-use std::time::Instant;
 
 /// Who is told the instance of an entry: a manager on this node, or (at the leader) the
 /// batcher of the node that forwarded it.
@@ -156,7 +156,7 @@ mod tests {
         let (pa, pb) = (node.attach(), node.attach());
         let (a, b) = (pa.pid().clone(), pb.pid().clone());
         assert_ne!(a, b);
-        let now = Instant::now();
+        let now = runtime::clock::now();
         let mut pending = Pending::default();
         pending.add_from_manager(entry(1), a.clone(), now);
         pending.add_from_manager(entry(1), a.clone(), now);

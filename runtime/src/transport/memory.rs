@@ -8,13 +8,14 @@ use crate::faults::NodeRole;
 use crate::node::{Node, WeakNode};
 use crate::pid::NodeName;
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A set of in-memory nodes that can reach each other.
 #[derive(Clone, Default)]
 pub struct Network {
-    nodes: Arc<RwLock<HashMap<NodeName, (WeakNode, NodeRole)>>>,
+    // Ordered by name: who hears of a node going down, and in which order, is fixed.
+    nodes: Arc<RwLock<BTreeMap<NodeName, (WeakNode, NodeRole)>>>,
 }
 
 impl Network {
@@ -24,7 +25,16 @@ impl Network {
 
     /// Starts a node on this network. A node of the same name must be stopped first.
     pub fn start_node(&self, name: impl Into<NodeName>, role: NodeRole) -> Node {
-        let node = Node::new(name, role);
+        self.attach(Node::new(name, role))
+    }
+
+    /// [`start_node`](Self::start_node) with the node's randomness drawn from `seed`.
+    pub fn start_node_seeded(&self, name: impl Into<NodeName>, role: NodeRole, seed: u64) -> Node {
+        self.attach(Node::new_seeded(name, role, seed))
+    }
+
+    fn attach(&self, node: Node) -> Node {
+        let role = node.role();
         self.nodes
             .write()
             .insert(node.name().clone(), (node.downgrade(), role));

@@ -4,6 +4,7 @@
 //! peer is reported so links and monitors fire `noconnection`.
 
 pub mod memory;
+pub mod sim;
 pub mod tcp;
 
 use crate::faults::NodeRole;
