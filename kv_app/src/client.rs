@@ -6,7 +6,9 @@
 //! the server that served its last operation (each client starts at a server chosen at
 //! random, or by the caller, so clients spread over the servers). After the
 //! answer it asks the server to delete the reference. By default it never gives up (as
-//! the original); a deadline can be set per operation.
+//! the original); a deadline can be set per operation. Stopping a client cancels the
+//! operation it has in flight: it stops resending it at once and answers `Stopped` (what
+//! was already sent may still take effect, as when the original stops the client's node).
 
 use crate::messages::{
     Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
@@ -26,6 +28,8 @@ pub enum ClientError {
     NoClient(String),
     #[error("the client has no servers")]
     NoServers,
+    #[error("the client was stopped (the operation may still take effect)")]
+    Stopped,
 }
 
 /// How patient the client is.
@@ -128,7 +132,8 @@ impl Client {
         &self.pid
     }
 
-    /// Stops the client process.
+    /// Stops the client process, cancelling the operation it has in flight (its caller
+    /// gets [`ClientError::Stopped`]).
     pub fn stop(&self) {
         self.node.send(None, &self.pid, StopClient);
     }
@@ -259,6 +264,7 @@ async fn client_loop(
                     )
                     .await
                 };
+                let stopped = result == Err(ClientError::Stopped);
                 p.send(
                     &job.reply_to,
                     Performed {
@@ -266,6 +272,9 @@ async fn client_loop(
                         result,
                     },
                 );
+                if stopped {
+                    return;
+                }
                 continue;
             }
             Err(env) => env,
@@ -282,6 +291,7 @@ enum Event {
     Taken(NodeName),
     Refused,
     Result(String),
+    Stop,
 }
 
 /// Sends the operation to one server after another until a result comes back.
@@ -341,6 +351,7 @@ async fn run_operation(
                 }
                 Some(Event::Taken(_)) => {}
                 Some(Event::Refused) => break,
+                Some(Event::Stop) => return Err(ClientError::Stopped),
                 None => {
                     if give_up.is_some_and(|g| Instant::now() >= g) {
                         return Err(ClientError::Timeout);
@@ -360,9 +371,13 @@ async fn run_operation(
     }
 }
 
-/// Sorts an incoming message: answers for this operation become events (`Some`), stale
-/// answers of earlier operations are consumed and ignored (`None`), anything else stays.
+/// Sorts an incoming message: answers for this operation and a stop become events
+/// (`Some`), stale answers of earlier operations are consumed and ignored (`None`),
+/// anything else stays.
 fn classify(env: Envelope, reference: OpRef, server: &NodeName) -> Result<Option<Event>, Envelope> {
+    if env.is::<StopClient>() {
+        return Ok(Some(Event::Stop));
+    }
     let sender_node = env.from().map(|p| p.node().clone());
     let env = match env.downcast::<Answer>() {
         Ok(a) if a.reference() == reference => {
