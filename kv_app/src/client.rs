@@ -97,7 +97,8 @@ pub fn start(
 /// one node (the command line's `bench` runs one per simulated user). Each has its own
 /// id, hence its own operation references; its first server is chosen at random.
 pub fn start_unregistered(node: &Node, servers: Vec<NodeName>, timeouts: ClientTimeouts) -> Client {
-    start_unregistered_at(node, servers, rand::random::<u64>() as usize, timeouts)
+    let first = node.random_up_to(servers.len().saturating_sub(1) as u64) as usize;
+    start_unregistered_at(node, servers, first, timeouts)
 }
 
 /// [`start_unregistered`] with the client's first server chosen: `servers[first % len]`
@@ -108,7 +109,7 @@ pub fn start_unregistered_at(
     first: usize,
     timeouts: ClientTimeouts,
 ) -> Client {
-    let id: u64 = rand::random();
+    let id = node.random_u64();
     let first = first % servers.len().max(1);
     let pid = node.spawn(move |p| client_loop(p, id, first, servers, timeouts));
     Client {
@@ -174,7 +175,7 @@ impl Client {
         deadline: Option<Duration>,
     ) -> Result<String, ClientError> {
         let mut me = self.node.attach();
-        let tag: u64 = rand::random();
+        let tag = self.node.random_u64();
         let mref = me.monitor(&self.pid);
         me.send(
             &self.pid,

@@ -212,7 +212,7 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<ControlReply, ControlError> {
     let mut me = node.attach();
-    let tag: u64 = rand::random();
+    let tag = node.random_u64();
     let mref = me.monitor((NODE_CTL, target));
     me.send_control(
         (NODE_CTL, target),
