@@ -45,9 +45,10 @@ const MAXSEQ: u64 = 20;
 /// TestManyForget: three unreliable peers (MIT's loss model); one process starts the
 /// instances 1..=20 in a random order, each at a random peer, while another keeps calling
 /// `done` on instances a random peer has decided. Both are runtime processes on the
-/// peers' nodes, as MIT's are goroutines. Afterwards, with the network reliable, every
-/// instance is decided or forgotten at every peer, the decided values agree, and the
-/// faults dropped messages.
+/// peers' nodes, as MIT's are goroutines. Afterwards, with the network reliable and one
+/// more instance from each peer to spread the `done` watermarks, every instance is
+/// decided or forgotten at every peer, the decided values agree, and the faults dropped
+/// messages.
 async fn many_forget(distinguished: bool) {
     let seed = seed("many_forget");
     let c: Arc<Cluster<u64>> =
@@ -96,6 +97,14 @@ async fn many_forget(distinguished: bool) {
     assert!(lost > 0, "seed {seed}: the unreliable network lost nothing");
     for i in 0..3 {
         c.node(i).faults().set_reliable();
+    }
+    // One more instance from every peer carries each peer's `done` to the others (it rides
+    // on protocol messages), so a peer whose `min` lagged forgets what the others forgot.
+    for i in 0..3 {
+        c.px(i).start(MAXSEQ + 1 + i as u64, 0);
+    }
+    for i in 0..3 {
+        c.wait_n(MAXSEQ + 1 + i as u64, 3).await;
     }
     let deadline = tokio::time::Instant::now() + LONG;
     for seq in 1..=MAXSEQ {
