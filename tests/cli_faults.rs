@@ -188,13 +188,13 @@ fn ctl_paxos_and_unreliable_models() {
     let c = Cluster::start_in("ctl-paxos", 3, "basic");
     assert_eq!(c.client(&c.all(), &["write", "k", "v"], OP).ok(), "v");
     let max: u64 = wait_until(OP, "node 1 learns the write", || {
-        let out: serde_json::Value = serde_json::from_str(&c.ctl(1, &["paxos", "max"]).ok()).ok()?;
+        let out: serde_json::Value =
+            serde_json::from_str(&c.ctl(1, &["paxos", "max"]).ok()).ok()?;
         let max = out["max"].as_u64()?;
         (max >= 1).then_some(max)
     });
     let status: serde_json::Value =
-        serde_json::from_str(&c.ctl(1, &["paxos", "status", &max.to_string()]).ok())
-            .expect("JSON");
+        serde_json::from_str(&c.ctl(1, &["paxos", "status", &max.to_string()]).ok()).expect("JSON");
     assert_eq!(status["status"]["state"], "decided", "{status}");
     let min: serde_json::Value =
         serde_json::from_str(&c.ctl(1, &["paxos", "min"]).ok()).expect("JSON");
@@ -209,8 +209,14 @@ fn ctl_paxos_and_unreliable_models() {
     );
     assert_eq!(c.ctl(2, &["unreliable", "--model", "mit"]).ok(), "ok");
     let faults = &c.status(2)["faults"];
-    assert_eq!((&faults["model"], &faults["drop"]), (&"mit".into(), &0.1.into()));
-    assert_eq!(c.ctl(2, &["unreliable", "--model", "original", "0.3"]).ok(), "ok");
+    assert_eq!(
+        (&faults["model"], &faults["drop"]),
+        (&"mit".into(), &0.1.into())
+    );
+    assert_eq!(
+        c.ctl(2, &["unreliable", "--model", "original", "0.3"]).ok(),
+        "ok"
+    );
     assert_eq!(c.status(2)["faults"]["model"], "original");
     let refused = c.ctl(2, &["unreliable", "--model", "mit", "0.3"]);
     assert_eq!(refused.code(), 2, "{refused:?}");

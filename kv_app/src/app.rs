@@ -13,8 +13,8 @@ use crate::messages::{
 };
 use crate::operation::Waits;
 use crate::{Log, batcher, server};
-use runtime::gen_server;
 use runtime::faults::LossModel;
+use runtime::gen_server;
 use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
 use runtime::{ExitReason, Node, NodeName, Pid, ProcessInfo};
 use serde::{Deserialize, Serialize};
@@ -185,9 +185,8 @@ pub async fn start_server(
                 st_counters.clone(),
             );
             let paxos = ctl_log.clone();
-            let pid = sup.spawn_link(move |p| {
-                control::run(p, paxos, move || status_of(&n, &l, &s, &c))
-            });
+            let pid =
+                sup.spawn_link(move |p| control::run(p, paxos, move || status_of(&n, &l, &s, &c)));
             register(sup.node(), NODE_CTL, &pid)?;
             Ok(pid)
         }));

@@ -4,9 +4,9 @@
 //! ctl`). Requests and replies travel as control traffic, which faults never drop, so a
 //! deaf or cut-off node can still be told to listen again.
 
+use crate::Log;
 use crate::app::{self, NodeStatus};
 use crate::ops::LogEntry;
-use crate::Log;
 use paxos_app::{RequestCount, Status};
 use runtime::faults::LossModel;
 use runtime::{Down, Envelope, ExitReason, Node, NodeName, NodeStats, Pid, Process};
@@ -26,7 +26,10 @@ pub enum ControlRequest {
     Unreliable(f64),
     /// Unreliable under a loss model (see `runtime::faults`); the MIT model ignores the
     /// probability (its rates are fixed).
-    UnreliableModel { model: LossModel, probability: f64 },
+    UnreliableModel {
+        model: LossModel,
+        probability: f64,
+    },
     /// Server-to-server traffic only with these nodes.
     Allow(Vec<String>),
     AllowAll,

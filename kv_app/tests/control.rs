@@ -36,8 +36,7 @@ async fn a_peers_paxos_state_is_asked_from_another_node() {
         };
         assert_eq!(min, s.log().min(), "server {i}: min");
         // The latest instance: decided, and the value is the local one.
-        let PaxosAnswer::Status { seq, state, value } =
-            ask(PaxosQuery::Status(max)).await.unwrap()
+        let PaxosAnswer::Status { seq, state, value } = ask(PaxosQuery::Status(max)).await.unwrap()
         else {
             panic!("status answered something else");
         };
@@ -46,10 +45,10 @@ async fn a_peers_paxos_state_is_asked_from_another_node() {
             panic!("server {i}: instance {max} not decided locally");
         };
         assert_eq!(value, Some(local.to_vec()));
-        assert!(value.is_some_and(|v| v.iter().all(|e| matches!(
-            e,
-            LogEntry::Op(_) | LogEntry::DeleteRef(_)
-        ))));
+        assert!(value.is_some_and(|v| {
+            v.iter()
+                .all(|e| matches!(e, LogEntry::Op(_) | LogEntry::DeleteRef(_)))
+        }));
         let PaxosAnswer::Status { state, value, .. } =
             ask(PaxosQuery::Status(max + 100)).await.unwrap()
         else {
@@ -82,7 +81,10 @@ async fn unreliable_takes_a_loss_model_over_control() {
     .unwrap();
     assert_eq!(reply, ControlReply::Done);
     let state = c.node(1).fault_state();
-    assert_eq!((state.model, state.drop), (LossModel::Mit, MIT_REQUEST_LOSS));
+    assert_eq!(
+        (state.model, state.drop),
+        (LossModel::Mit, MIT_REQUEST_LOSS)
+    );
     let refused = control::call(
         &asker,
         &c.names[1],

@@ -8,9 +8,9 @@ mod common;
 use common::{Cluster, LONG, seed, wait_until, within};
 use kv_app::PaxosMode;
 use kv_app::phash2::write_hash_value;
-use runtime::faults::LossModel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use runtime::faults::LossModel;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -129,7 +129,11 @@ async fn unreliable(mode: PaxosMode) {
         assert_eq!(ck.write_hash("a", "x").await.unwrap(), ov, "seed {seed}");
         ck.write("b", "x").await.unwrap();
         ov = write_hash_value(&ov, "x");
-        assert_eq!(cka[1].write_hash("a", "x").await.unwrap(), ov, "seed {seed}");
+        assert_eq!(
+            cka[1].write_hash("a", "x").await.unwrap(),
+            ov,
+            "seed {seed}"
+        );
         ov = write_hash_value(&ov, "x");
         assert_eq!(ck.write_hash("a", "x").await.unwrap(), ov, "seed {seed}");
         ov = write_hash_value(&ov, "x");
@@ -256,7 +260,10 @@ async fn partition(mode: PaxosMode) {
     check(4, "16").await;
     // Completion after heal: server 0 joins the majority, server 1 stays alone.
     c.partition(&[&[0, 2, 3, 4], &[1]]);
-    assert_eq!(within("the minority's put", put0).await.unwrap().unwrap(), "15");
+    assert_eq!(
+        within("the minority's put", put0).await.unwrap().unwrap(),
+        "15"
+    );
     assert!(!get1.is_finished(), "Get in minority completed");
     check(4, "15").await;
     check(0, "15").await;

@@ -145,7 +145,10 @@ async fn deaf_servers(mode: PaxosMode) {
         c.set_deaf(false);
         written.extend(round_written);
         for t in tasks {
-            if let Some(r) = within("clients after deafness", t).await.expect("client task") {
+            if let Some(r) = within("clients after deafness", t)
+                .await
+                .expect("client task")
+            {
                 assert!(
                     r.is_empty() || written.contains(&r),
                     "seed {seed}: read {r:?} was never written"
@@ -153,7 +156,10 @@ async fn deaf_servers(mode: PaxosMode) {
             }
         }
         let v = within("readers", readers_agree(&c, "k")).await;
-        assert!(written.contains(&v), "seed {seed}: final {v:?} never written");
+        assert!(
+            written.contains(&v),
+            "seed {seed}: final {v:?} never written"
+        );
     }
     c.wait_replicas_equal().await;
 }
@@ -168,7 +174,10 @@ async fn unreliable_messages(mode: PaxosMode) {
     rounds_of_clients(&c, &mut rng, seed, 5).await;
     let dropped = c.dropped();
     assert!(dropped.lost_in > 0, "seed {seed}: nothing was lost");
-    assert_eq!(dropped.lost_out, 0, "the original's model drops only what arrives");
+    assert_eq!(
+        dropped.lost_out, 0,
+        "the original's model drops only what arrives"
+    );
     c.set_unreliable_as(LossModel::Original, 0.0, seed);
     c.wait_replicas_equal().await;
 }

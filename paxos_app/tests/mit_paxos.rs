@@ -177,7 +177,10 @@ async fn rpc_count(distinguished: bool) {
         "{msgs1} messages for {ninst} serial agreements (at most {})",
         2 * expected1
     );
-    assert!(msgs1 >= ninst * 2, "only {msgs1} messages: is counting broken?");
+    assert!(
+        msgs1 >= ninst * 2,
+        "only {msgs1} messages: is counting broken?"
+    );
 
     let msgs0 = messages(&c);
     for _ in 0..ninst {

@@ -61,7 +61,10 @@ async fn deaf_proposers() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(c.ndecided(2), 3, "deaf peers must not learn");
     for i in [0, 4] {
-        assert!(c.node(i).faults().counts().deaf > 0, "peer {i} heard nothing");
+        assert!(
+            c.node(i).faults().counts().deaf > 0,
+            "peer {i} heard nothing"
+        );
     }
 
     c.node(0).faults().set_deaf(false);
@@ -249,7 +252,10 @@ async fn partitions() {
     c.px(1).start(seq, 111);
     tokio::time::sleep(Duration::from_secs(2)).await;
     c.check_none(seq);
-    assert!(c.node(1).faults().counts().cut > 0, "the partition cut nothing");
+    assert!(
+        c.node(1).faults().counts().cut > 0,
+        "the partition cut nothing"
+    );
 
     // A majority forms around the proposer: it decides without a new start.
     c.partition(&[&[0], &[1, 2, 3], &[4]]);

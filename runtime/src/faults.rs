@@ -405,7 +405,14 @@ mod tests {
                 let passed = (0..n)
                     .filter(|_| {
                         let tag = if reply { REPLY } else { REQUEST };
-                        f.admit(dir, NodeRole::Server, &peer, NodeRole::Server, false, Some(tag))
+                        f.admit(
+                            dir,
+                            NodeRole::Server,
+                            &peer,
+                            NodeRole::Server,
+                            false,
+                            Some(tag),
+                        )
                     })
                     .count() as u32;
                 let dropped = n - passed;
@@ -428,15 +435,27 @@ mod tests {
 
     #[test]
     fn boundary_drops_p_each_way() {
-        assert_eq!(LossModel::Boundary.drop_chance(0.2, Direction::In, false), 0.2);
-        assert_eq!(LossModel::Boundary.drop_chance(0.2, Direction::Out, true), 0.2);
+        assert_eq!(
+            LossModel::Boundary.drop_chance(0.2, Direction::In, false),
+            0.2
+        );
+        assert_eq!(
+            LossModel::Boundary.drop_chance(0.2, Direction::Out, true),
+            0.2
+        );
         measured_loss_matches(LossModel::Boundary, 0.2);
     }
 
     #[test]
     fn original_drops_p_of_what_arrives_only() {
-        assert_eq!(LossModel::Original.drop_chance(0.2, Direction::In, true), 0.2);
-        assert_eq!(LossModel::Original.drop_chance(0.2, Direction::Out, false), 0.0);
+        assert_eq!(
+            LossModel::Original.drop_chance(0.2, Direction::In, true),
+            0.2
+        );
+        assert_eq!(
+            LossModel::Original.drop_chance(0.2, Direction::Out, false),
+            0.0
+        );
         measured_loss_matches(LossModel::Original, 0.2);
     }
 

@@ -417,7 +417,10 @@ mod tests {
         };
         assert!(matches!(
             c.command,
-            CtlCommand::Unreliable { probability: None, model: LossModel::Boundary }
+            CtlCommand::Unreliable {
+                probability: None,
+                model: LossModel::Boundary
+            }
         ));
         assert!(parse(&["ctl", "--node", "s1=127.0.0.1:1", "unreliable", "1.5"]).is_err());
         let Ok(Cli {
@@ -438,7 +441,17 @@ mod tests {
             c.command,
             CtlCommand::Unreliable { probability: Some(p), model: LossModel::Original } if p == 0.3
         ));
-        assert!(parse(&["ctl", "--node", "s1=127.0.0.1:1", "unreliable", "--model", "x"]).is_err());
+        assert!(
+            parse(&[
+                "ctl",
+                "--node",
+                "s1=127.0.0.1:1",
+                "unreliable",
+                "--model",
+                "x"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
@@ -478,7 +491,10 @@ mod tests {
         else {
             panic!("did not parse");
         };
-        assert!(matches!(c.command, CtlCommand::Paxos(PaxosCommand::Status { seq: 7 })));
+        assert!(matches!(
+            c.command,
+            CtlCommand::Paxos(PaxosCommand::Status { seq: 7 })
+        ));
         assert!(parse(&["ctl", "--node", "s1=127.0.0.1:1", "paxos", "status"]).is_err());
     }
 

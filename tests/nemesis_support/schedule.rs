@@ -336,9 +336,7 @@ impl Schedule {
         for w in &self.windows {
             match w.fault {
                 Fault::Deaf { node } if survivors.contains(&node) => expected.deaf = true,
-                Fault::Unreliable { node, .. } if survivors.contains(&node) => {
-                    expected.lost = true
-                }
+                Fault::Unreliable { node, .. } if survivors.contains(&node) => expected.lost = true,
                 Fault::Partition { .. } | Fault::Bridge { .. } => expected.cut = true,
                 _ => {}
             }
