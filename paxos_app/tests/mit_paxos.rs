@@ -133,9 +133,9 @@ where
     F: FnOnce(Process) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let pid = node.spawn(body);
     let mut watcher = node.attach();
-    let mref = watcher.monitor(&pid);
+    // Spawned and monitored at once: a process that ends at once still reports how.
+    let (_pid, mref) = watcher.spawn_monitor(body);
     async move {
         let down = watcher
             .receive_match::<runtime::Down>(Some(LONG), |d| d.mref == mref)
