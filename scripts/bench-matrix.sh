@@ -15,6 +15,7 @@
 #          FIRST=1 (the bench's server list starts at s2, a follower: client i starts at
 #          server i of the list, so one client then talks to a follower, not to s1, the
 #          leader; the row gets "first_server": "s2")
+#          PAXOS=distinguished|basic (the nodes' --paxos; the row gets "paxos")
 #   scripts/bench-matrix.sh --etcd RESULTS.txt OUT.jsonl
 #     appends etcd-load's RESULT lines (../shared/bench/etcd/run.sh) to OUT in the same
 #     shape (system "etcd", nodes 3; put = read_ratio 0, get = 1, sget = 1 with
@@ -65,6 +66,7 @@ KEYS=${KEYS:-10000}
 VALUE_SIZE=${VALUE_SIZE:-16}
 COOKIE=${COOKIE:-benchmatrix}
 PAXOSKV=${PAXOSKV:-target/release/paxoskv}
+PAXOS=${PAXOS:-distinguished}
 OUTDIR=$(dirname "$OUT")
 LATDIR=$OUTDIR/latencies
 RUNDIR=$(mktemp -d /tmp/bench-matrix.XXXXXX)
@@ -112,7 +114,7 @@ start_nodes() { # N: starts s1..sN, waits for each to print "ready"; sets SERVER
   for i in $(seq 1 "$n"); do peers+="${peers:+,}s$i=127.0.0.1:${ports[$((i-1))]}"; done
   for i in $(seq 1 "$n"); do
     "$PAXOSKV" node --name "s$i" --listen "127.0.0.1:${ports[$((i-1))]}" --peers "$peers" \
-      --cookie "$COOKIE" > "$RUNDIR/s$i.out" 2> "$RUNDIR/s$i.log" &
+      --cookie "$COOKIE" --paxos "$PAXOS" > "$RUNDIR/s$i.out" 2> "$RUNDIR/s$i.log" &
     NODE_PIDS+=("$!")
   done
   deadline=$(( $(date +%s) + 30 ))
@@ -145,7 +147,7 @@ for n in $NODES; do
         --json --latencies "$lat")
       read -r hb1 ht1 < <(host_ticks); s1=$(node_ticks)
       python3 - "$json" "$n" "$s0" "$s1" "$hb0" "$ht0" "$hb1" "$ht1" "$HZ" \
-          "$(realpath --relative-to="$OUTDIR" "$lat")" "${order%%=*}" <<'PY' | tee -a "$OUT"
+          "$(realpath --relative-to="$OUTDIR" "$lat")" "${order%%=*}" "$PAXOS" <<'PY' | tee -a "$OUT"
 import json, sys
 r = json.loads(sys.argv[1])
 n, s0, s1, hb0, ht0, hb1, ht1, hz = map(int, sys.argv[2:10])
@@ -157,7 +159,7 @@ other = max(host - 100 * ((s1 - s0) + bench * hz) / total, 0)
 r = {"system": "paxoskv", "nodes": n, **r, "server_cpu_s": round(server, 3),
      "cpu_per_op_us": round((server + bench) / max(r["ops"], 1) * 1e6, 1),
      "host_busy_pct": round(host, 1), "other_pct": round(other, 1), "latencies": sys.argv[10],
-     "first_server": sys.argv[11]}
+     "first_server": sys.argv[11], "paxos": sys.argv[12]}
 print(json.dumps(r))
 PY
     done

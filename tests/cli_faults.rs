@@ -9,9 +9,37 @@ use std::time::Duration;
 
 const OP: Duration = Duration::from_secs(90);
 
-#[test]
-fn deaf_and_unreliable_nodes_while_clients_run() {
-    let c = Cluster::start("deaf-unreliable", 3);
+/// Runs `scenario(mode)` as the tests `NAME::basic` and `NAME::distinguished`.
+macro_rules! in_both_modes {
+    ($($name:ident),*) => {$(
+        mod $name {
+            #[test]
+            fn basic() {
+                super::$name("basic")
+            }
+
+            #[test]
+            fn distinguished() {
+                super::$name("distinguished")
+            }
+        }
+    )*};
+}
+
+in_both_modes!(
+    deaf_and_unreliable_nodes_while_clients_run,
+    a_partition_blocks_the_minority_until_allow_all
+);
+
+/// A fault counter of node i's status (`faults.dropped.WHAT`).
+fn dropped(c: &Cluster, i: usize, what: &str) -> u64 {
+    c.status(i)["faults"]["dropped"][what]
+        .as_u64()
+        .unwrap_or_else(|| panic!("status of node {i} has no faults.dropped.{what}"))
+}
+
+fn deaf_and_unreliable_nodes_while_clients_run(mode: &str) {
+    let c = Cluster::start_in("deaf-unreliable", 3, mode);
     let all = c.all();
     let values: Vec<String> = (0..12).map(|i| format!("v{i}")).collect();
     let value_refs: Vec<&str> = values.iter().map(String::as_str).collect();
@@ -42,6 +70,10 @@ fn deaf_and_unreliable_nodes_while_clients_run() {
             .as_u64()
             .is_some_and(|d| d > 0)
     );
+    assert!(dropped(&c, 1, "deaf") > 0, "the deaf node heard everything");
+    wait_until(OP, "the unreliable node loses a message", || {
+        (dropped(&c, 2, "lost_in") + dropped(&c, 2, "lost_out") > 0).then_some(())
+    });
     // ...the rest after they are lifted.
     assert_eq!(c.ctl(1, &["listen"]).ok(), "ok");
     assert_eq!(c.ctl(2, &["reliable"]).ok(), "ok");
@@ -63,9 +95,8 @@ fn deaf_and_unreliable_nodes_while_clients_run() {
     }
 }
 
-#[test]
-fn a_partition_blocks_the_minority_until_allow_all() {
-    let c = Cluster::start("partition", 5);
+fn a_partition_blocks_the_minority_until_allow_all(mode: &str) {
+    let c = Cluster::start_in("partition", 5, mode);
     for (node, allowed) in [
         (1, "s1,s2"),
         (2, "s1,s2"),
@@ -79,6 +110,7 @@ fn a_partition_blocks_the_minority_until_allow_all() {
     let blocked = c.client(&c.some(&[1]), &["--timeout", "3", "write", "m", "1"], OP);
     assert_eq!(blocked.code(), 1, "{blocked:?}");
     assert!(blocked.stderr.contains("timeout"), "{}", blocked.stderr);
+    assert!(dropped(&c, 1, "cut") > 0, "the partition cut nothing");
     // The majority serves, also through each of its nodes.
     assert_eq!(c.client(&c.some(&[3]), &["write", "q", "1"], OP).ok(), "1");
     assert_eq!(c.client(&c.some(&[5]), &["read", "q"], OP).ok(), "1");
@@ -147,4 +179,46 @@ fn a_killed_db_manager_is_restarted_by_its_supervisor() {
         c.client(&c.some(&[1]), &["write", "k", "new"], OP).ok(),
         "new"
     );
+}
+
+/// `ctl paxos` asks a node's Paxos peer from outside; `ctl unreliable --model` sets the
+/// loss model `status` then reports (and refuses a probability for mit's fixed rates).
+#[test]
+fn ctl_paxos_and_unreliable_models() {
+    let c = Cluster::start_in("ctl-paxos", 3, "basic");
+    assert_eq!(c.client(&c.all(), &["write", "k", "v"], OP).ok(), "v");
+    let max: u64 = wait_until(OP, "node 1 learns the write", || {
+        let out: serde_json::Value =
+            serde_json::from_str(&c.ctl(1, &["paxos", "max"]).ok()).ok()?;
+        let max = out["max"].as_u64()?;
+        (max >= 1).then_some(max)
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&c.ctl(1, &["paxos", "status", &max.to_string()]).ok()).expect("JSON");
+    assert_eq!(status["status"]["state"], "decided", "{status}");
+    let min: serde_json::Value =
+        serde_json::from_str(&c.ctl(1, &["paxos", "min"]).ok()).expect("JSON");
+    assert!(min["min"].as_u64().is_some_and(|m| m >= 1), "{min}");
+    let messages: serde_json::Value =
+        serde_json::from_str(&c.ctl(1, &["paxos", "messages"]).ok()).expect("JSON");
+    assert!(
+        messages["messages"]["node"]["received"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{messages}"
+    );
+    assert_eq!(c.ctl(2, &["unreliable", "--model", "mit"]).ok(), "ok");
+    let faults = &c.status(2)["faults"];
+    assert_eq!(
+        (&faults["model"], &faults["drop"]),
+        (&"mit".into(), &0.1.into())
+    );
+    assert_eq!(
+        c.ctl(2, &["unreliable", "--model", "original", "0.3"]).ok(),
+        "ok"
+    );
+    assert_eq!(c.status(2)["faults"]["model"], "original");
+    let refused = c.ctl(2, &["unreliable", "--model", "mit", "0.3"]);
+    assert_eq!(refused.code(), 2, "{refused:?}");
+    assert_eq!(c.ctl(2, &["reliable"]).ok(), "ok");
 }

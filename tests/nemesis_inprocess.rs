@@ -178,6 +178,7 @@ impl NemesisRun {
                 }
             }
         }
+        self.faults_took_effect(schedule)?;
         self.final_reads(config, schedule).await?;
         let history = self.recorder.operations();
         if !history.iter().any(|op| op.result().is_some()) {
@@ -259,6 +260,20 @@ impl NemesisRun {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Each kind of fault the schedule applied to the survivors left drops in their
+    /// counters (a nemesis that only thinks it acts fails here).
+    fn faults_took_effect(&self, schedule: &Schedule) -> Result<(), Problem> {
+        let mut got = runtime::FaultCounts::default();
+        for i in schedule.survivors() {
+            let c = self.servers[i].node().faults().counts();
+            got.deaf += c.deaf;
+            got.cut += c.cut;
+            got.lost_in += c.lost_in;
+            got.lost_out += c.lost_out;
+        }
+        schedule.expected_drops().check(got).map_err(Problem::Stuck)
     }
 
     fn stop(&self) {

@@ -304,6 +304,17 @@ impl NemesisEffect {
                 "the faults dropped no message on any survivor: {statuses:?}"
             )));
         }
+        let mut by_cause = runtime::FaultCounts::default();
+        for s in statuses {
+            by_cause.deaf += s.by_cause.deaf;
+            by_cause.cut += s.by_cause.cut;
+            by_cause.lost_in += s.by_cause.lost_in;
+            by_cause.lost_out += s.by_cause.lost_out;
+        }
+        schedule
+            .expected_drops()
+            .check(by_cause)
+            .map_err(Problem::Stuck)?;
         for status in statuses {
             let kills = self.kills.get(&status.node).copied().unwrap_or(0);
             if status.restarts < kills {
@@ -470,6 +481,8 @@ struct SurvivorStatus {
     keys: u64,
     /// Messages its faults dropped, in and out.
     dropped: u64,
+    /// The same, by cause.
+    by_cause: runtime::FaultCounts,
     /// Restarts of its processes, summed.
     restarts: u64,
     /// kv processes not registered (being restarted, or given up on).
@@ -540,6 +553,8 @@ fn survivor_status(cluster: &Cluster, node: usize) -> Result<SurvivorStatus, Str
         applied: number("kv", "applied")?,
         keys: number("kv", "keys")?,
         dropped: number("traffic", "dropped_in")? + number("traffic", "dropped_out")?,
+        by_cause: serde_json::from_value(status["faults"]["dropped"].clone())
+            .map_err(|error| format!("status of s{node} has no faults.dropped: {error}"))?,
         restarts: processes
             .iter()
             .filter_map(|p| p["restarts"].as_u64())

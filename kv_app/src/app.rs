@@ -8,9 +8,12 @@
 use crate::batcher::{BatcherCounters, Forwarding};
 use crate::control::{self, NODE_CTL};
 use crate::db_manager::{self, HoleFilling, SharedStore};
-use crate::messages::{BATCHER, DB_MANAGER, KV_SERVER, KV_SUP, NODE_SUP};
+use crate::messages::{
+    Answer, BATCHER, DB_MANAGER, ForwardedAt, KV_SERVER, KV_SUP, NODE_SUP, RequestAnswer,
+};
 use crate::operation::Waits;
 use crate::{Log, batcher, server};
+use runtime::faults::LossModel;
 use runtime::gen_server;
 use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
 use runtime::{ExitReason, Node, NodeName, Pid, ProcessInfo};
@@ -35,10 +38,72 @@ pub enum KvError {
 pub struct ServerOptions {
     pub waits: Waits,
     pub holes: HoleFilling,
-    /// Whether the batchers forward to the distinguished proposer (peer 0).
+    /// Whether the batchers forward to the distinguished proposer (peer 0); with it, peer
+    /// 0's proposer holds the Multi-Paxos lease. See [`PaxosMode`].
     pub forwarding: Forwarding,
     /// Deliberate bugs for the simulation's proof that it bites; off in the product.
     pub deliberate: crate::deliberate::DeliberateBugs,
+}
+
+/// Which Paxos the service runs: the original's, or the default with a leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaxosMode {
+    /// The original: every server proposes its own operations with basic Paxos (two
+    /// phases per instance); no lease, no forwarding.
+    Basic,
+    /// A distinguished proposer (peer 0) holds a Multi-Paxos lease and the other servers
+    /// forward their batches to it.
+    #[default]
+    Distinguished,
+}
+
+impl PaxosMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PaxosMode::Basic => "basic",
+            PaxosMode::Distinguished => "distinguished",
+        }
+    }
+}
+
+impl std::str::FromStr for PaxosMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "basic" => Ok(PaxosMode::Basic),
+            "distinguished" => Ok(PaxosMode::Distinguished),
+            other => Err(format!(
+                "unknown Paxos mode '{other}' (basic or distinguished)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PaxosMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl ServerOptions {
+    /// The default options running Paxos in `mode`: basic turns forwarding off, and with
+    /// it the distinguished proposer's lease.
+    pub fn with_paxos(mode: PaxosMode) -> ServerOptions {
+        let mut opts = ServerOptions::default();
+        opts.forwarding.enabled = mode == PaxosMode::Distinguished;
+        opts
+    }
+
+    /// The Paxos these options run.
+    pub fn paxos_mode(&self) -> PaxosMode {
+        if self.forwarding.enabled {
+            PaxosMode::Distinguished
+        } else {
+            PaxosMode::Basic
+        }
+    }
 }
 
 /// A running kv server node.
@@ -67,9 +132,14 @@ pub async fn start_server(
     // Multi-Paxos lease; without forwarding every node proposes, and leases would only
     // break each other.
     let paxos_opts = paxos_app::PaxosOptions {
-        distinguished_proposer: opts.forwarding.enabled.then_some(0),
+        distinguished_proposer: (opts.paxos_mode() == PaxosMode::Distinguished).then_some(0),
         ..Default::default()
     };
+    // What the MIT loss model treats as replies: the server's Ok/Down and the result to a
+    // client (sent after the operation ran), and the leader's answer to a forward.
+    node.mark_reply::<RequestAnswer>();
+    node.mark_reply::<Answer>();
+    node.mark_reply::<ForwardedAt>();
     let (log, paxos_spec): (Log, _) =
         paxos_app::prepare(node, peers, paxos_opts).map_err(|e| KvError::Paxos(e.to_string()))?;
     let store = SharedStore::new(parking_lot::Mutex::new(
@@ -102,6 +172,7 @@ pub async fn start_server(
         ));
     let (st_node, st_log, st_store, st_counters) =
         (node.clone(), log.clone(), store.clone(), counters.clone());
+    let ctl_log = log.clone();
     let node_spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(10))
         .child(ChildSpec::supervisor(
@@ -117,7 +188,9 @@ pub async fn start_server(
                 st_store.clone(),
                 st_counters.clone(),
             );
-            let pid = sup.spawn_link(move |p| control::run(p, move || status_of(&n, &l, &s, &c)));
+            let paxos = ctl_log.clone();
+            let pid =
+                sup.spawn_link(move |p| control::run(p, paxos, move || status_of(&n, &l, &s, &c)));
             register(sup.node(), NODE_CTL, &pid)?;
             Ok(pid)
         }));
@@ -278,13 +351,20 @@ pub fn listen(node: &Node) {
 
 /// `Fiable`: undoes `unreliable`.
 pub fn reliable(node: &Node) {
-    node.faults().set_drop(0.0);
+    node.faults().set_reliable();
 }
 
-/// `No_fiable`: each message crossing the node's boundary is dropped with probability `p`
-/// (the original's rate is 0.2).
+/// `unreliable [P]` of the brief: each message crossing the node's boundary, in or out,
+/// is dropped with probability `p` (the boundary loss model).
 pub fn unreliable(node: &Node, p: f64) {
-    node.faults().set_drop(p);
+    unreliable_as(node, LossModel::Boundary, p);
+}
+
+/// `No_fiable` with a loss model: `LossModel::Original` is the original's (each message
+/// the node receives dropped with probability `p`), `LossModel::Mit` MIT 6.824's (see
+/// `runtime::faults`).
+pub fn unreliable_as(node: &Node, model: LossModel, p: f64) {
+    node.faults().set_unreliable(model, p);
 }
 
 /// Server-to-server traffic only with `servers` (a partition); clients are never cut.

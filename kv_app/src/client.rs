@@ -6,7 +6,9 @@
 //! the server that served its last operation (each client starts at a server chosen at
 //! random, or by the caller, so clients spread over the servers). After the
 //! answer it asks the server to delete the reference. By default it never gives up (as
-//! the original); a deadline can be set per operation.
+//! the original); a deadline can be set per operation. Stopping a client cancels the
+//! operation it has in flight: it stops resending it at once and answers `Stopped` (what
+//! was already sent may still take effect, as when the original stops the client's node).
 
 use crate::messages::{
     Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
@@ -26,6 +28,8 @@ pub enum ClientError {
     NoClient(String),
     #[error("the client has no servers")]
     NoServers,
+    #[error("the client was stopped (the operation may still take effect)")]
+    Stopped,
 }
 
 /// How patient the client is.
@@ -93,7 +97,8 @@ pub fn start(
 /// one node (the command line's `bench` runs one per simulated user). Each has its own
 /// id, hence its own operation references; its first server is chosen at random.
 pub fn start_unregistered(node: &Node, servers: Vec<NodeName>, timeouts: ClientTimeouts) -> Client {
-    start_unregistered_at(node, servers, node.random_u64() as usize, timeouts)
+    let first = node.random_up_to(servers.len().saturating_sub(1) as u64) as usize;
+    start_unregistered_at(node, servers, first, timeouts)
 }
 
 /// [`start_unregistered`] with the client's first server chosen: `servers[first % len]`
@@ -104,7 +109,7 @@ pub fn start_unregistered_at(
     first: usize,
     timeouts: ClientTimeouts,
 ) -> Client {
-    let id: u64 = node.random_u64();
+    let id = node.random_u64();
     let first = first % servers.len().max(1);
     let pid = node.spawn(move |p| client_loop(p, id, first, servers, timeouts));
     Client {
@@ -128,7 +133,8 @@ impl Client {
         &self.pid
     }
 
-    /// Stops the client process.
+    /// Stops the client process, cancelling the operation it has in flight (its caller
+    /// gets [`ClientError::Stopped`]).
     pub fn stop(&self) {
         self.node.send(None, &self.pid, StopClient);
     }
@@ -169,7 +175,7 @@ impl Client {
         deadline: Option<Duration>,
     ) -> Result<String, ClientError> {
         let mut me = self.node.attach();
-        let tag: u64 = self.node.random_u64();
+        let tag = self.node.random_u64();
         let mref = me.monitor(&self.pid);
         me.send(
             &self.pid,
@@ -259,6 +265,7 @@ async fn client_loop(
                     )
                     .await
                 };
+                let stopped = result == Err(ClientError::Stopped);
                 p.send(
                     &job.reply_to,
                     Performed {
@@ -266,6 +273,9 @@ async fn client_loop(
                         result,
                     },
                 );
+                if stopped {
+                    return;
+                }
                 continue;
             }
             Err(env) => env,
@@ -282,6 +292,7 @@ enum Event {
     Taken(NodeName),
     Refused,
     Result(String),
+    Stop,
 }
 
 /// Sends the operation to one server after another until a result comes back.
@@ -341,6 +352,7 @@ async fn run_operation(
                 }
                 Some(Event::Taken(_)) => {}
                 Some(Event::Refused) => break,
+                Some(Event::Stop) => return Err(ClientError::Stopped),
                 None => {
                     if give_up.is_some_and(|g| Instant::now() >= g) {
                         return Err(ClientError::Timeout);
@@ -360,9 +372,13 @@ async fn run_operation(
     }
 }
 
-/// Sorts an incoming message: answers for this operation become events (`Some`), stale
-/// answers of earlier operations are consumed and ignored (`None`), anything else stays.
+/// Sorts an incoming message: answers for this operation and a stop become events
+/// (`Some`), stale answers of earlier operations are consumed and ignored (`None`),
+/// anything else stays.
 fn classify(env: Envelope, reference: OpRef, server: &NodeName) -> Result<Option<Event>, Envelope> {
+    if env.is::<StopClient>() {
+        return Ok(Some(Event::Stop));
+    }
     let sender_node = env.from().map(|p| p.node().clone());
     let env = match env.downcast::<Answer>() {
         Ok(a) if a.reference() == reference => {

@@ -1,10 +1,15 @@
-//! The node's control process (`node_ctl`): fault injection, status and process kills
-//! requested from another node (the command line's `paxoskv ctl`). Requests and replies
-//! travel as control traffic, which faults never drop, so a deaf or cut-off node can
-//! still be told to listen again.
+//! The node's control process (`node_ctl`): fault injection, status, process kills and
+//! the remote Paxos API (the original's `estado`, `max`, `min`, `n_mensajes` asked of a
+//! peer on another node), requested from another node (the command line's `paxoskv
+//! ctl`). Requests and replies travel as control traffic, which faults never drop, so a
+//! deaf or cut-off node can still be told to listen again.
 
+use crate::Log;
 use crate::app::{self, NodeStatus};
-use runtime::{Down, Envelope, ExitReason, Node, NodeName, Pid, Process};
+use crate::ops::LogEntry;
+use paxos_app::{RequestCount, Status};
+use runtime::faults::LossModel;
+use runtime::{Down, Envelope, ExitReason, Node, NodeName, NodeStats, Pid, Process};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -19,12 +24,82 @@ pub enum ControlRequest {
     Reliable,
     /// Drop each message crossing the node's boundary with this probability.
     Unreliable(f64),
+    /// Unreliable under a loss model (see `runtime::faults`); the MIT model ignores the
+    /// probability (its rates are fixed).
+    UnreliableModel {
+        model: LossModel,
+        probability: f64,
+    },
     /// Server-to-server traffic only with these nodes.
     Allow(Vec<String>),
     AllowAll,
     Status,
     /// Kill the process registered under this name (its supervisor restarts it).
     Kill(String),
+    /// Ask the node's Paxos peer.
+    Paxos(PaxosQuery),
+}
+
+/// What the remote Paxos API asks of a peer (each answered from its local state).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum PaxosQuery {
+    /// `status(seq)` (the original's `estado`).
+    Status(u64),
+    /// The highest instance the peer has seen.
+    Max,
+    /// One more than the lowest `done` over all peers.
+    Min,
+    /// How many messages the peer has received (the original's `n_mensajes`).
+    Messages,
+}
+
+/// What a peer knows of one instance.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    Decided,
+    Pending,
+    Forgotten,
+}
+
+/// The answer to a [`PaxosQuery`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum PaxosAnswer {
+    Status {
+        seq: u64,
+        state: InstanceState,
+        /// The decided batch of log entries, when decided.
+        value: Option<Vec<LogEntry>>,
+    },
+    Max(u64),
+    Min(u64),
+    Messages {
+        /// Protocol requests the Paxos peer received (prepare, accept, decided).
+        requests: RequestCount,
+        /// Every message (frame) the node received from other nodes and accepted.
+        node: NodeStats,
+    },
+}
+
+/// Answers a Paxos query from the node's Paxos handle.
+pub fn answer_paxos(log: &Log, query: PaxosQuery) -> PaxosAnswer {
+    match query {
+        PaxosQuery::Status(seq) => {
+            let (state, value) = match log.status(seq) {
+                Status::Decided(batch) => (InstanceState::Decided, Some(batch.to_vec())),
+                Status::Pending => (InstanceState::Pending, None),
+                Status::Forgotten => (InstanceState::Forgotten, None),
+            };
+            PaxosAnswer::Status { seq, state, value }
+        }
+        PaxosQuery::Max => PaxosAnswer::Max(log.max()),
+        PaxosQuery::Min => PaxosAnswer::Min(log.min()),
+        PaxosQuery::Messages => PaxosAnswer::Messages {
+            requests: log.requests_received(),
+            node: log.node().stats(),
+        },
+    }
 }
 
 /// A control request with where to answer.
@@ -40,6 +115,7 @@ struct ControlCall {
 pub enum ControlReply {
     Done,
     Status(Box<NodeStatus>),
+    Paxos(PaxosAnswer),
     Refused(String),
 }
 
@@ -56,10 +132,19 @@ pub enum ControlError {
     Timeout(String, Duration),
     #[error("node {0} is unreachable or has no control process")]
     Unreachable(String),
+    #[error("node {0} refused: {1}")]
+    Refused(String, String),
+    #[error("node {0} gave an unexpected answer")]
+    Unexpected(String),
 }
 
-/// The control process's loop. `status` produces the node's status.
-pub(crate) async fn run(mut p: Process, status: impl Fn() -> NodeStatus + Send + 'static) {
+/// The control process's loop. `status` produces the node's status; `log` answers the
+/// Paxos queries.
+pub(crate) async fn run(
+    mut p: Process,
+    log: Log,
+    status: impl Fn() -> NodeStatus + Send + 'static,
+) {
     loop {
         let env = p.recv().await;
         let Ok(call) = env.downcast::<ControlCall>() else {
@@ -69,6 +154,7 @@ pub(crate) async fn run(mut p: Process, status: impl Fn() -> NodeStatus + Send +
         let node = p.node().clone();
         let reply = match call.request {
             ControlRequest::Status => ControlReply::Status(Box::new(status())),
+            ControlRequest::Paxos(query) => ControlReply::Paxos(answer_paxos(&log, query)),
             other => apply(&node, other),
         };
         p.send_control(
@@ -93,13 +179,21 @@ pub fn apply(node: &Node, request: ControlRequest) -> ControlReply {
             }
             app::unreliable(node, p)
         }
+        ControlRequest::UnreliableModel { model, probability } => {
+            if !(0.0..=1.0).contains(&probability) {
+                return ControlReply::Refused(format!(
+                    "probability {probability} is not within 0..1"
+                ));
+            }
+            app::unreliable_as(node, model, probability)
+        }
         ControlRequest::Allow(names) => {
             let names: Vec<NodeName> = names.iter().map(NodeName::new).collect();
             app::allow(node, &names)
         }
         ControlRequest::AllowAll => app::allow_all(node),
-        ControlRequest::Status => {
-            return ControlReply::Refused("status needs the kv application".into());
+        ControlRequest::Status | ControlRequest::Paxos(_) => {
+            return ControlReply::Refused("this request needs the kv application".into());
         }
         ControlRequest::Kill(name) => match node.whereis(&name) {
             Some(pid) => {
@@ -121,7 +215,7 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<ControlReply, ControlError> {
     let mut me = node.attach();
-    let tag: u64 = node.random_u64();
+    let tag = node.random_u64();
     let mref = me.monitor((NODE_CTL, target));
     me.send_control(
         (NODE_CTL, target),
@@ -150,5 +244,19 @@ pub async fn call(
         Some(Some(reply)) => Ok(reply),
         Some(None) => Err(ControlError::Unreachable(target.to_string())),
         None => Err(ControlError::Timeout(target.to_string(), timeout)),
+    }
+}
+
+/// Asks the Paxos peer of `target` from `node` (the remote Paxos API).
+pub async fn paxos(
+    node: &Node,
+    target: &NodeName,
+    query: PaxosQuery,
+    timeout: Duration,
+) -> Result<PaxosAnswer, ControlError> {
+    match call(node, target, ControlRequest::Paxos(query), timeout).await? {
+        ControlReply::Paxos(answer) => Ok(answer),
+        ControlReply::Refused(why) => Err(ControlError::Refused(target.to_string(), why)),
+        _ => Err(ControlError::Unexpected(target.to_string())),
     }
 }

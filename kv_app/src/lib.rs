@@ -25,5 +25,5 @@ pub type Batch = std::sync::Arc<[ops::LogEntry]>;
 /// The Paxos log the kv service runs on.
 pub type Log = paxos_app::Paxos<Batch>;
 
-pub use app::{KvServer, NodeStatus, ServerOptions, start_server};
+pub use app::{KvServer, NodeStatus, PaxosMode, ServerOptions, start_server};
 pub use client::{Client, ClientError, ClientTimeouts};

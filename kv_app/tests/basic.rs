@@ -1,12 +1,15 @@
-//! The original's basic test, made strict.
+//! The original's basic test, made strict (with basic Paxos and with the distinguished
+//! proposer).
 
 mod common;
 
 use common::{Cluster, within};
+use kv_app::PaxosMode;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn basic_operations() {
-    let c = Cluster::new("basic", 3).await;
+in_both_modes!(basic_operations);
+
+async fn basic_operations(mode: PaxosMode) {
+    let c = Cluster::in_mode("basic", 3, mode).await;
     let ck = c.client_all();
     within("basic", async {
         assert_eq!(ck.write_hash("x", "x").await.unwrap(), "");

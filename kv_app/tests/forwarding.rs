@@ -96,6 +96,10 @@ async fn a_deaf_leader_is_bypassed_and_forwarding_resumes_when_it_listens() {
     let during = c.kv(1);
     assert!(during.proposed_locally > 0, "{during:?}");
     assert!(during.forwards_timed_out > 0, "{during:?}");
+    assert!(
+        c.dropped_at(&[0]).deaf > 0,
+        "the deaf leader dropped nothing"
+    );
 
     kv_app::app::listen(c.servers[0].node());
     let forwarded_at_heal = c.kv(1).forwarded;

@@ -128,6 +128,9 @@ async fn lots(duration: Duration, seed: u64) {
     }
     done.store(true, Ordering::SeqCst);
     partitioner.await.expect("partitioner");
+    let cut: u64 = (0..5).map(|i| c.node(i).faults().counts().cut).sum();
+    let lost: u64 = (0..5).map(|i| c.node(i).faults().counts().lost_in).sum();
+    assert!(cut > 0 && lost > 0, "seed {seed}: cut {cut}, lost {lost}");
     c.heal();
     c.set_unreliable(0.0, seed);
     // Every started instance is decided by a majority, and no two peers disagree

@@ -60,6 +60,12 @@ async fn deaf_proposers() {
     c.wait_majority(2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(c.ndecided(2), 3, "deaf peers must not learn");
+    for i in [0, 4] {
+        assert!(
+            c.node(i).faults().counts().deaf > 0,
+            "peer {i} heard nothing"
+        );
+    }
 
     c.node(0).faults().set_deaf(false);
     c.px(0).start(2, "xxx".into());
@@ -219,6 +225,8 @@ async fn many_instances_unreliable() {
     let c: Cluster<u64> = Cluster::new("manyu", 3).await;
     c.set_unreliable(0.2, seed("many_instances_unreliable"));
     many_instances(&c, 50, 3).await;
+    let lost: u64 = (0..3).map(|i| c.node(i).faults().counts().lost_in).sum();
+    assert!(lost > 0, "nothing was lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,6 +252,10 @@ async fn partitions() {
     c.px(1).start(seq, 111);
     tokio::time::sleep(Duration::from_secs(2)).await;
     c.check_none(seq);
+    assert!(
+        c.node(1).faults().counts().cut > 0,
+        "the partition cut nothing"
+    );
 
     // A majority forms around the proposer: it decides without a new start.
     c.partition(&[&[0], &[1, 2, 3], &[4]]);

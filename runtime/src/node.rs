@@ -858,6 +858,7 @@ impl Node {
             node,
             peer_role,
             !frame.droppable(),
+            message_tag(&frame),
         ) {
             self.inner
                 .counters
@@ -867,6 +868,11 @@ impl Node {
         }
         self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
         t.send(node, frame);
+    }
+
+    /// Marks messages of type `M` as replies, for the MIT loss model (see `faults`).
+    pub fn mark_reply<M: Message>(&self) {
+        self.inner.faults.mark_reply_tag(type_tag::<M>());
     }
 
     // ---------------------------------------------------------------- from transports
@@ -879,6 +885,7 @@ impl Node {
             from,
             peer_role,
             !frame.droppable(),
+            message_tag(&frame),
         ) {
             self.inner
                 .counters
@@ -1042,5 +1049,14 @@ impl Node {
             // Attached handles are not tasks: end their bookkeeping here.
             self.process_exited(&p, ExitReason::Killed);
         }
+    }
+}
+
+/// The type tag of a frame's message (none for links, exits and monitors), by which the
+/// faults tell replies from requests.
+fn message_tag(frame: &Wire) -> Option<u64> {
+    match frame {
+        Wire::Msg { tag, .. } => Some(*tag),
+        _ => None,
     }
 }

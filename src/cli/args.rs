@@ -3,6 +3,8 @@
 
 use crate::cli::endpoints::{self, Endpoint};
 use clap::{Args, Parser, Subcommand};
+use kv_app::PaxosMode;
+use runtime::faults::LossModel;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -97,6 +99,19 @@ pub struct ClusterArgs {
     /// Never opens the shell, even on a terminal: serves until SIGINT or SIGTERM.
     #[arg(long)]
     pub no_shell: bool,
+    #[command(flatten)]
+    pub paxos: PaxosArg,
+}
+
+/// Which Paxos the server nodes run.
+#[derive(Debug, Args)]
+pub struct PaxosArg {
+    /// basic: every server proposes for itself with two-phase Paxos (the original);
+    /// distinguished: a leader (the first node by name) holds a Multi-Paxos lease and the
+    /// others forward to it. Every node of a cluster must run the same.
+    #[arg(long = "paxos", default_value = "distinguished", value_name = "MODE",
+          value_parser = parse_paxos_mode)]
+    pub mode: PaxosMode,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +128,8 @@ pub struct NodeArgs {
     pub peers: Vec<Endpoint>,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub paxos: PaxosArg,
 }
 
 #[derive(Debug, Args)]
@@ -182,10 +199,21 @@ pub enum CtlCommand {
     Listen,
     /// Undoes unreliable.
     Reliable,
-    /// Each message crossing the node's boundary is dropped with probability P.
+    /// Drops messages at random, by a loss model (docs/operations.md says exactly what
+    /// each drops).
+    ///
+    /// boundary (the default): each message crossing the node's boundary, in or out, is
+    /// dropped with probability P. original: each message the node receives is dropped
+    /// with probability P (the Erlang original's). mit: a tenth of the requests the node
+    /// receives, and a fifth of the replies it sends after running the request (MIT
+    /// 6.824's; takes no P).
     Unreliable {
-        #[arg(default_value = "0.2", value_name = "P", value_parser = parse_probability)]
-        probability: f64,
+        #[arg(value_name = "P", value_parser = parse_probability)]
+        probability: Option<f64>,
+        /// The loss model.
+        #[arg(long, default_value = "boundary", value_name = "MODEL",
+              value_parser = parse_loss_model)]
+        model: LossModel,
     },
     /// Server-to-server traffic only with these nodes (a partition); clients are never
     /// cut. A bare NAME gets the @HOST of the --node name.
@@ -204,7 +232,30 @@ pub enum CtlCommand {
         #[arg(value_name = "PROCESS")]
         process: String,
     },
+    /// Asks the node's Paxos peer (the original's estado, max, min, n_mensajes); prints
+    /// one JSON object.
+    #[command(subcommand)]
+    Paxos(PaxosCommand),
 }
+
+/// What `ctl paxos` asks of a node's Paxos peer.
+#[derive(Debug, Subcommand)]
+pub enum PaxosCommand {
+    /// What the peer knows of instance N: decided (with the value), pending or forgotten.
+    Status {
+        #[arg(value_name = "N")]
+        seq: u64,
+    },
+    /// The highest instance the peer has seen.
+    Max,
+    /// One more than the lowest done over all peers (instances below are forgotten).
+    Min,
+    /// How many messages the peer's node has received (and the Paxos requests among them).
+    Messages,
+}
+
+/// The probability `unreliable` uses when none is given: the original's rate.
+pub const DEFAULT_LOSS: f64 = 0.2;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -252,6 +303,16 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} seconds: must be more than 0"));
     }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s} seconds: {e}"))
+}
+
+/// A Paxos mode: basic or distinguished.
+pub fn parse_paxos_mode(s: &str) -> Result<PaxosMode, String> {
+    s.trim().parse()
+}
+
+/// A loss model: boundary, original or mit.
+pub fn parse_loss_model(s: &str) -> Result<LossModel, String> {
+    s.trim().parse()
 }
 
 /// A probability, 0 to 1.
@@ -354,8 +415,87 @@ mod tests {
         else {
             panic!("did not parse");
         };
-        assert!(matches!(c.command, CtlCommand::Unreliable { probability } if probability == 0.2));
+        assert!(matches!(
+            c.command,
+            CtlCommand::Unreliable {
+                probability: None,
+                model: LossModel::Boundary
+            }
+        ));
         assert!(parse(&["ctl", "--node", "s1=127.0.0.1:1", "unreliable", "1.5"]).is_err());
+        let Ok(Cli {
+            command: Command::Ctl(c),
+        }) = parse(&[
+            "ctl",
+            "--node",
+            "s1=127.0.0.1:1",
+            "unreliable",
+            "--model",
+            "original",
+            "0.3",
+        ])
+        else {
+            panic!("did not parse");
+        };
+        assert!(matches!(
+            c.command,
+            CtlCommand::Unreliable { probability: Some(p), model: LossModel::Original } if p == 0.3
+        ));
+        assert!(
+            parse(&[
+                "ctl",
+                "--node",
+                "s1=127.0.0.1:1",
+                "unreliable",
+                "--model",
+                "x"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn paxos_mode_defaults_to_distinguished() {
+        let Ok(Cli {
+            command: Command::Cluster(c),
+        }) = parse(&["cluster"])
+        else {
+            panic!("cluster did not parse");
+        };
+        assert_eq!(c.paxos.mode, PaxosMode::Distinguished);
+        let Ok(Cli {
+            command: Command::Node(n),
+        }) = parse(&[
+            "node",
+            "--name",
+            "s1",
+            "--listen",
+            "127.0.0.1:1",
+            "--peers",
+            "s2=127.0.0.1:2",
+            "--paxos",
+            "basic",
+        ])
+        else {
+            panic!("node did not parse");
+        };
+        assert_eq!(n.paxos.mode, PaxosMode::Basic);
+        assert!(parse(&["cluster", "--paxos", "fast"]).is_err());
+    }
+
+    #[test]
+    fn ctl_paxos_queries_parse() {
+        let Ok(Cli {
+            command: Command::Ctl(c),
+        }) = parse(&["ctl", "--node", "s1=127.0.0.1:1", "paxos", "status", "7"])
+        else {
+            panic!("did not parse");
+        };
+        assert!(matches!(
+            c.command,
+            CtlCommand::Paxos(PaxosCommand::Status { seq: 7 })
+        ));
+        assert!(parse(&["ctl", "--node", "s1=127.0.0.1:1", "paxos", "status"]).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
     let mut members: Vec<Member> = Vec::with_capacity(layout.len());
     for me in &layout {
         let others: Vec<Endpoint> = layout.iter().filter(|e| *e != me).cloned().collect();
-        match node::start_server(&me.name, me.addr, &others, &cookie).await {
+        match node::start_server(&me.name, me.addr, &others, &cookie, args.paxos.mode).await {
             Ok((node, server, addr)) => members.push(Member {
                 name: me.name.clone(),
                 addr,

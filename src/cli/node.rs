@@ -6,7 +6,7 @@ use crate::cli::endpoints::{self, Endpoint};
 use crate::cli::error::CliError;
 use crate::cli::signals::ShutdownSignals;
 use crate::cli::{connect, cookie, output};
-use kv_app::{KvServer, ServerOptions};
+use kv_app::{KvServer, PaxosMode, ServerOptions};
 use runtime::transport::tcp::{TcpConfig, start_node};
 use runtime::{Node, NodeName, NodeRole};
 use std::collections::BTreeSet;
@@ -19,7 +19,8 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
-    let (_node, server, addr) = start_server(&name, args.listen, &others, &cookie).await?;
+    let (_node, server, addr) =
+        start_server(&name, args.listen, &others, &cookie, args.paxos.mode).await?;
     output::line(&format!("ready {name} {addr}")).map_err(CliError::io("writing stdout"))?;
     let why = signals.wait().await;
     log::info!("{name}: {why}: stopping");
@@ -51,13 +52,15 @@ pub fn other_peers(
 }
 
 /// Starts a server node named `name` listening on `listen`, that knows `others`, and the
-/// kv application on it. The Paxos peer list is the sorted set of every name, so every
-/// node computes the same order. Returns the node, its kv server and its address.
+/// kv application on it, running Paxos in `mode`. The Paxos peer list is the sorted set of
+/// every name, so every node computes the same order (and agrees on the leader, the
+/// first). Returns the node, its kv server and its address.
 pub async fn start_server(
     name: &str,
     listen: SocketAddr,
     others: &[Endpoint],
     cookie: &str,
+    mode: PaxosMode,
 ) -> Result<(Node, KvServer, SocketAddr), CliError> {
     let failed = |reason: String| CliError::Start {
         name: name.to_string(),
@@ -77,7 +80,8 @@ pub async fn start_server(
         .map(|p| NodeName::new(&p.name))
         .chain(std::iter::once(NodeName::new(name)))
         .collect();
-    match kv_app::start_server(&node, peers.into_iter().collect(), ServerOptions::default()).await {
+    let opts = ServerOptions::with_paxos(mode);
+    match kv_app::start_server(&node, peers.into_iter().collect(), opts).await {
         Ok(server) => Ok((node, server, addr)),
         Err(e) => {
             node.stop();

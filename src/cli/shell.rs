@@ -259,7 +259,7 @@ impl Session {
         match control::apply(&member.node, request) {
             ControlReply::Done => "ok".to_string(),
             ControlReply::Refused(why) => format!("refused: {why}"),
-            ControlReply::Status(_) => "ok".to_string(),
+            ControlReply::Status(_) | ControlReply::Paxos(_) => "ok".to_string(),
         }
     }
 }
@@ -309,7 +309,7 @@ fn faults_text(f: &runtime::FaultState) -> String {
         parts.push("deaf".to_string());
     }
     if f.drop > 0.0 {
-        parts.push(format!("unreliable {}", f.drop));
+        parts.push(format!("unreliable {} ({})", f.drop, f.model));
     }
     if let Some(allow) = &f.allow {
         parts.push(format!("allow {}", allow.join(",")));

@@ -311,9 +311,20 @@ impl Cluster {
         Cluster::start_named(test, &names)
     }
 
+    /// Starts `n` nodes running `--paxos MODE` (basic or distinguished).
+    pub fn start_in(test: &str, n: usize, mode: &str) -> Cluster {
+        let names: Vec<String> = (1..=n).map(|i| format!("s{i}")).collect();
+        Cluster::start_named_in(test, &names, mode)
+    }
+
     /// Starts one node per short name in `names` (e.g. `s0`...`s4`) and waits for each
     /// one's ready line.
     pub fn start_named(test: &str, names: &[String]) -> Cluster {
+        Cluster::start_named_in(test, names, "distinguished")
+    }
+
+    /// [`Cluster::start_named`] with `--paxos MODE`.
+    pub fn start_named_in(test: &str, names: &[String], mode: &str) -> Cluster {
         let n = names.len();
         let cookie = unique_cookie(test);
         let ports = free_ports(n);
@@ -326,7 +337,7 @@ impl Cluster {
                 Proc::spawn(
                     &[
                         "node", "--name", name, "--listen", &listen, "--peers", &peers, "--cookie",
-                        &cookie,
+                        &cookie, "--paxos", mode,
                     ],
                     false,
                 )

@@ -213,6 +213,36 @@ pub struct Step {
     pub action: Action,
 }
 
+/// The kinds of drop a run's faults must show in the survivors' counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpectedDrops {
+    pub deaf: bool,
+    pub lost: bool,
+    pub cut: bool,
+}
+
+impl ExpectedDrops {
+    /// An error naming each expected kind of drop that `got` (summed over the survivors)
+    /// does not show: a fault that only thinks it acts.
+    pub fn check(&self, got: runtime::FaultCounts) -> Result<(), String> {
+        let mut missing = Vec::new();
+        if self.deaf && got.deaf == 0 {
+            missing.push("deaf windows dropped nothing");
+        }
+        if self.lost && got.lost_in + got.lost_out == 0 {
+            missing.push("unreliable windows lost nothing");
+        }
+        if self.cut && got.cut == 0 {
+            missing.push("partitions cut nothing");
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} ({got:?})", missing.join("; ")))
+        }
+    }
+}
+
 /// The whole plan of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -301,6 +331,23 @@ impl Schedule {
     pub fn survivors(&self) -> Vec<usize> {
         let crashed = self.crashed();
         (0..self.nodes).filter(|&n| Some(n) != crashed).collect()
+    }
+
+    /// Which kinds of drop the faults must have left on the survivors' counters: a deaf
+    /// or unreliable window on a survivor, and any partition or bridge (which cut the
+    /// survivors too), under load cannot pass without dropping something.
+    pub fn expected_drops(&self) -> ExpectedDrops {
+        let survivors = self.survivors();
+        let mut expected = ExpectedDrops::default();
+        for w in &self.windows {
+            match w.fault {
+                Fault::Deaf { node } if survivors.contains(&node) => expected.deaf = true,
+                Fault::Unreliable { node, .. } if survivors.contains(&node) => expected.lost = true,
+                Fault::Partition { .. } | Fault::Bridge { .. } => expected.cut = true,
+                _ => {}
+            }
+        }
+        expected
     }
 
     /// Undoes every fault on every surviving node, whatever its state.

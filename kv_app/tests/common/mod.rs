@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use kv_app::app::KvStatus;
-use kv_app::{Client, ClientTimeouts, KvServer, ServerOptions, start_server};
+use kv_app::{Client, ClientTimeouts, KvServer, PaxosMode, ServerOptions, start_server};
+use runtime::faults::{FaultCounts, LossModel};
 use runtime::transport::memory::Network;
 use runtime::{Node, NodeName, NodeRole};
 use std::collections::BTreeSet;
@@ -18,11 +19,37 @@ pub struct Cluster {
     pub servers: Vec<KvServer>,
     prefix: String,
     clients: std::sync::atomic::AtomicUsize,
+    /// Every client node started, for their traffic counters.
+    client_nodes: std::sync::Mutex<Vec<Node>>,
+}
+
+/// Runs a scenario `async fn NAME(mode: PaxosMode)` once per Paxos mode, as the tests
+/// `NAME::basic` and `NAME::distinguished`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn basic() {
+                super::$name(kv_app::PaxosMode::Basic).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn distinguished() {
+                super::$name(kv_app::PaxosMode::Distinguished).await
+            }
+        }
+    )*};
 }
 
 impl Cluster {
     pub async fn new(prefix: &str, n: usize) -> Cluster {
         Cluster::with_options(prefix, n, ServerOptions::default()).await
+    }
+
+    /// `n` servers running Paxos in `mode`.
+    pub async fn in_mode(prefix: &str, n: usize, mode: PaxosMode) -> Cluster {
+        Cluster::with_options(prefix, n, ServerOptions::with_paxos(mode)).await
     }
 
     /// `n` servers started with `opts`.
@@ -45,6 +72,7 @@ impl Cluster {
             servers,
             prefix: prefix.to_string(),
             clients: Default::default(),
+            client_nodes: Default::default(),
         }
     }
 
@@ -58,7 +86,36 @@ impl Cluster {
             NodeRole::Client,
         );
         let list = servers.iter().map(|&s| self.names[s].clone()).collect();
+        self.client_nodes
+            .lock()
+            .expect("client list")
+            .push(node.clone());
         kv_app::client::start(&node, list, ClientTimeouts::default()).expect("client starts")
+    }
+
+    /// Frames every client node started so far has sent (requests, resends, deletes).
+    pub fn client_frames_sent(&self) -> u64 {
+        let nodes = self.client_nodes.lock().expect("client list");
+        nodes.iter().map(|n| n.stats().sent).sum()
+    }
+
+    /// What the servers' faults dropped, summed over the given servers.
+    pub fn dropped_at(&self, servers: &[usize]) -> FaultCounts {
+        let mut sum = FaultCounts::default();
+        for &i in servers {
+            let c = self.node(i).faults().counts();
+            sum.deaf += c.deaf;
+            sum.cut += c.cut;
+            sum.lost_in += c.lost_in;
+            sum.lost_out += c.lost_out;
+        }
+        sum
+    }
+
+    /// What every server's faults dropped.
+    pub fn dropped(&self) -> FaultCounts {
+        let all: Vec<usize> = (0..self.servers.len()).collect();
+        self.dropped_at(&all)
     }
 
     /// A client that knows every server.
@@ -92,10 +149,20 @@ impl Cluster {
         }
     }
 
+    /// Every server unreliable under the boundary model with probability `p`.
     pub fn set_unreliable(&self, p: f64, seed: u64) {
+        self.set_unreliable_as(LossModel::Boundary, p, seed);
+    }
+
+    /// Every server unreliable under `model` (0 makes them reliable).
+    pub fn set_unreliable_as(&self, model: LossModel, p: f64, seed: u64) {
         for (i, s) in self.servers.iter().enumerate() {
             s.node().faults().reseed(seed.wrapping_add(i as u64));
-            s.node().faults().set_drop(p);
+            if p > 0.0 {
+                s.node().faults().set_unreliable(model, p);
+            } else {
+                s.node().faults().set_reliable();
+            }
         }
     }
 
