@@ -37,8 +37,19 @@ pub struct FaultState {
     pub allow: Option<Vec<String>>,
 }
 
+/// Messages dropped so far, by the fault that dropped them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultDrops {
+    pub deaf: u64,
+    pub allow: u64,
+    pub unreliable: u64,
+}
+
 /// The fault settings of one node and the seeded randomness that applies them.
 pub struct Faults {
+    dropped_deaf: AtomicU64,
+    dropped_allow: AtomicU64,
+    dropped_unreliable: AtomicU64,
     deaf: AtomicBool,
     /// Drop probability as f64 bits.
     drop_bits: AtomicU64,
@@ -50,6 +61,9 @@ impl Faults {
     /// No faults; drops drawn from `seed`.
     pub fn new(seed: u64) -> Self {
         Faults {
+            dropped_deaf: AtomicU64::new(0),
+            dropped_allow: AtomicU64::new(0),
+            dropped_unreliable: AtomicU64::new(0),
             deaf: AtomicBool::new(false),
             drop_bits: AtomicU64::new(0f64.to_bits()),
             allow: Mutex::new(None),
@@ -89,6 +103,15 @@ impl Faults {
         f64::from_bits(self.drop_bits.load(Ordering::SeqCst))
     }
 
+    /// How many messages each fault dropped.
+    pub fn drops(&self) -> FaultDrops {
+        FaultDrops {
+            deaf: self.dropped_deaf.load(Ordering::Relaxed),
+            allow: self.dropped_allow.load(Ordering::Relaxed),
+            unreliable: self.dropped_unreliable.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn snapshot(&self) -> FaultState {
         FaultState {
             deaf: self.is_deaf(),
@@ -115,6 +138,7 @@ impl Faults {
             return true;
         }
         if dir == Direction::In && self.is_deaf() {
+            self.dropped_deaf.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         if self_role == NodeRole::Server
@@ -122,10 +146,12 @@ impl Faults {
             && let Some(allowed) = self.allow.lock().as_ref()
             && !allowed.contains(peer)
         {
+            self.dropped_allow.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         let p = self.drop_probability();
         if p > 0.0 && self.rng.lock().random::<f64>() < p {
+            self.dropped_unreliable.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         true
@@ -162,6 +188,13 @@ mod tests {
             NodeRole::Server,
             true
         ));
+        assert_eq!(
+            f.drops(),
+            FaultDrops {
+                deaf: 1,
+                ..FaultDrops::default()
+            }
+        );
     }
 
     #[test]
@@ -205,6 +238,7 @@ mod tests {
                 )
             })
             .count();
+        assert_eq!(f.drops().unreliable, (n - passed) as u64);
         let dropped = (n - passed) as f64 / n as f64;
         assert!((dropped - 0.2).abs() < 0.02, "dropped {dropped}");
     }

@@ -19,7 +19,7 @@ pub mod supervisor;
 pub mod timer;
 pub mod transport;
 
-pub use faults::{FaultState, NodeRole};
+pub use faults::{FaultDrops, FaultState, NodeRole};
 pub use gen_server::{CallError, CallResult, Flow, GenServer, ReplyTo, StartError};
 pub use message::{Envelope, Message};
 pub use node::{Node, NodeError, NodeStats, ProcessInfo, WeakNode};
