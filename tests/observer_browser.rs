@@ -52,10 +52,7 @@ impl Drop for Killed {
 /// Where screenshots go: `target/observer-screenshots/`.
 fn screenshot_dir() -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp
-        .parent()
-        .unwrap_or(tmp)
-        .join("observer-screenshots");
+    let dir = tmp.parent().unwrap_or(tmp).join("observer-screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot directory");
     dir
 }
@@ -145,7 +142,9 @@ async fn the_observer_page_works_in_a_real_browser() {
         if std::env::var_os("CI").is_some() {
             panic!("Chromium is needed in CI: {INSTALL}");
         }
-        eprintln!("SKIPPED the_observer_page_works_in_a_real_browser: no Chromium; run `{INSTALL}`");
+        eprintln!(
+            "SKIPPED the_observer_page_works_in_a_real_browser: no Chromium; run `{INSTALL}`"
+        );
         return;
     };
 

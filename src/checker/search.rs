@@ -322,7 +322,10 @@ impl<'p, 'm, 'h, H: Fn(&str, &str) -> String> Search<'p, 'm, 'h, H> {
 
     /// The operations placed, in linearization order.
     fn order<'o>(&self, operations: &[&'o Operation]) -> Vec<&'o Operation> {
-        self.stack.iter().map(|&(op, _, _)| operations[op]).collect()
+        self.stack
+            .iter()
+            .map(|&(op, _, _)| operations[op])
+            .collect()
     }
 
     /// The length of the chain of unanswered operations placed last.

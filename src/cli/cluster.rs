@@ -48,7 +48,14 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
             })
             .collect();
         let fallback: std::net::SocketAddr = ([127, 0, 0, 1], args.base_port).into();
-        match observe::start(&args.http, Some(fallback), &members[0].node, watched, &cookie).await
+        match observe::start(
+            &args.http,
+            Some(fallback),
+            &members[0].node,
+            watched,
+            &cookie,
+        )
+        .await
         {
             Ok(o) => o,
             Err(e) => {

@@ -134,15 +134,11 @@ pub fn changes(before: &[NodeReading], after: &[NodeReading], at_ms: u64) -> Vec
             at_ms,
             node: String::new(),
             kind: "leader",
-            text: format!(
-                "leader is now {}",
-                la.as_deref().unwrap_or("nobody")
-            ),
+            text: format!("leader is now {}", la.as_deref().unwrap_or("nobody")),
         });
     }
     let answering = |rs: &[NodeReading], name: &str| {
-        rs.iter()
-            .any(|r| r.member.name == name && r.status.is_ok())
+        rs.iter().any(|r| r.member.name == name && r.status.is_ok())
     };
     if let Some(l) = &la
         && lb == la
@@ -157,4 +153,81 @@ pub fn changes(before: &[NodeReading], after: &[NodeReading], at_ms: u64) -> Vec
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observer::reading::Member;
+    use serde_json::json;
+
+    fn status(db_pid: &str, restarts: u32, connected: &[&str], deaf: bool) -> NodeStatus {
+        serde_json::from_value(json!({
+            "node": "s1@h",
+            "connected": connected,
+            "paxos": {"max": 1, "min": 1, "held": 0, "alive": true, "leader": "s1@h"},
+            "kv": {"keys": 0, "applied": 0, "held_results": 0},
+            "faults": {"deaf": deaf, "drop": 0.0, "allow": null},
+            "traffic": {"sent": 0, "received": 0, "dropped_in": 0, "dropped_out": 0,
+                        "undeliverable": 0, "processes": 2},
+            "processes": [
+                {"pid": "<s1@h.1.1>", "name": "node_sup", "mailbox": 0, "restarts": 0, "trap_exit": true},
+                {"pid": db_pid, "name": "db_manager", "mailbox": 0, "restarts": restarts, "trap_exit": false},
+            ],
+        }))
+        .expect("a status")
+    }
+
+    fn reading(status: Result<NodeStatus, String>) -> NodeReading {
+        NodeReading {
+            member: Member {
+                name: "s1@h".into(),
+                addr: ([127, 0, 0, 1], 1).into(),
+            },
+            status,
+        }
+    }
+
+    #[test]
+    fn restarts_connections_and_faults_become_events() {
+        let before = reading(Ok(status("<s1@h.7.1>", 0, &["s2@h"], false)));
+        let after = reading(Ok(status("<s1@h.9.1>", 1, &["s3@h"], true)));
+        let texts: Vec<(&str, String)> = node_changes(&before, &after);
+        assert_eq!(
+            texts,
+            vec![
+                (
+                    "process",
+                    "db_manager restarted: <s1@h.7.1> exited, <s1@h.9.1> started (restarts 1)"
+                        .to_string()
+                ),
+                ("connection", "connection up with s3@h".to_string()),
+                ("connection", "connection down with s2@h".to_string()),
+                ("fault", "deaf".to_string()),
+            ]
+        );
+        assert!(
+            node_changes(&after, &after).is_empty(),
+            "no change, no event"
+        );
+    }
+
+    #[test]
+    fn a_node_that_stops_answering_and_a_new_leader_are_told() {
+        let up = reading(Ok(status("<s1@h.7.1>", 0, &[], false)));
+        let down = reading(Err("no answer".into()));
+        let events = changes(std::slice::from_ref(&up), std::slice::from_ref(&down), 5);
+        let kinds: Vec<(&str, &str)> = events.iter().map(|e| (e.kind, e.text.as_str())).collect();
+        assert_eq!(kinds[0], ("node", "does not answer: no answer"));
+        assert!(events.iter().all(|e| e.at_ms == 5));
+        let back = changes(std::slice::from_ref(&down), std::slice::from_ref(&up), 6);
+        assert!(
+            back.iter()
+                .any(|e| e.kind == "leader" && e.text == "leader is now s1@h")
+        );
+        assert!(
+            back.iter()
+                .any(|e| e.kind == "node" && e.text == "answers again")
+        );
+    }
 }

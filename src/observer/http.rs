@@ -75,7 +75,10 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
@@ -104,15 +107,15 @@ async fn page() -> Response {
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     match assets::get(&file) {
-        Some((content_type, body)) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Some((content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
 }
 
 /// The page's live feed: the current view at once, then each new one.
-async fn feed(
-    State(st): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn feed(State(st): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = st.latest.clone();
     rx.mark_changed();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -165,11 +168,17 @@ async fn prometheus(State(st): State<AppState>) -> Response {
     let latest = st.latest.borrow().clone();
     match metrics::encode(&latest.readings) {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics"),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics",
+        ),
     }
 }
 
@@ -213,7 +222,11 @@ async fn control(State(st): State<AppState>, headers: HeaderMap, body: Bytes) ->
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     log::info!("observer: {} on {} (from the page)", body.action, body.node);
-    match st.cluster.request(&body.node, request, CONTROL_TIMEOUT).await {
+    match st
+        .cluster
+        .request(&body.node, request, CONTROL_TIMEOUT)
+        .await
+    {
         Ok(ControlReply::Done) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
         Ok(ControlReply::Refused(reason)) => error(StatusCode::CONFLICT, &reason),
         Ok(ControlReply::Status(_)) => error(StatusCode::BAD_GATEWAY, "unexpected answer"),

@@ -31,9 +31,7 @@ use tokio::sync::watch;
 /// Why the observer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ObserverError {
-    #[error(
-        "the observer would listen on {0}, beyond this machine: give --http-public to mean it"
-    )]
+    #[error("the observer would listen on {0}, beyond this machine: give --http-public to mean it")]
     NotLoopback(SocketAddr),
     #[error("the observer cannot listen on {addr}: {source}")]
     Bind {
@@ -78,10 +76,12 @@ pub async fn start(cfg: ObserverConfig) -> Result<Observer, ObserverError> {
             addr: cfg.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| ObserverError::Bind {
-        addr: cfg.listen,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ObserverError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
     let token = ControlToken::new(&cfg.cookie);
     let (tx, rx) = watch::channel(Arc::new(poller::Published::default()));
     tokio::spawn(poller::run(cfg.cluster.clone(), tx));

@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn rates_are_per_second_and_ignore_counters_that_went_back() {
         let r = Rates::between(&sample(0, 10, [0, 0, 0]), &sample(2000, 30, [8, 4, 2]));
-        assert_eq!((r.decisions, r.read, r.write, r.write_hash), (10.0, 4.0, 2.0, 1.0));
+        assert_eq!(
+            (r.decisions, r.read, r.write, r.write_hash),
+            (10.0, 4.0, 2.0, 1.0)
+        );
         let r = Rates::between(&sample(0, 10, [5, 0, 0]), &sample(1000, 12, [1, 0, 0]));
         assert_eq!((r.decisions, r.read), (2.0, 0.0));
     }

@@ -42,9 +42,7 @@ impl Cluster {
     /// Every node's status, asked all at once; each waits at most `timeout`.
     pub async fn read(&self, timeout: Duration) -> Vec<NodeReading> {
         let asks = self.members.iter().map(|m| async move {
-            let answer = self
-                .request(&m.name, ControlRequest::Status, timeout)
-                .await;
+            let answer = self.request(&m.name, ControlRequest::Status, timeout).await;
             let status = match answer {
                 Ok(ControlReply::Status(s)) => Ok(*s),
                 Ok(other) => Err(format!("unexpected answer {other:?}")),

@@ -199,7 +199,10 @@ mod tests {
             r#"{"client":2,"op":"read","key":"<script>alert(1)</script>","ok":true,"result":"b","call":11,"return":20}"#,
             "\n",
         ));
-        assert!(!html.contains("<script>alert"), "the key escaped its string");
+        assert!(
+            !html.contains("<script>alert"),
+            "the key escaped its string"
+        );
         let d = data_of(&html);
         assert_eq!(d["verdict"], "not linearizable");
         let key = &d["keys"][0];

@@ -86,11 +86,7 @@ pub fn build(shape: &Shape, processes: &[ProcessInfo]) -> TreeNode {
         },
         mailbox: live.map_or(0, |p| p.mailbox),
         restarts: live.map_or(0, |p| p.restarts),
-        children: shape
-            .children
-            .iter()
-            .map(|c| build(c, processes))
-            .collect(),
+        children: shape.children.iter().map(|c| build(c, processes)).collect(),
     }
 }
 
@@ -126,10 +122,16 @@ mod tests {
         assert_eq!(tree.pid.as_deref(), Some("<1.1>"));
         assert_eq!(tree.strategy, Some("one_for_one"));
         let kv = &tree.children[1];
-        assert_eq!((kv.name.as_str(), kv.strategy), ("kv_sup", Some("rest_for_one")));
+        assert_eq!(
+            (kv.name.as_str(), kv.strategy),
+            ("kv_sup", Some("rest_for_one"))
+        );
         assert_eq!(kv.status, "not running");
         let db = &kv.children[0];
-        assert_eq!((db.pid.as_deref(), db.restarts, db.mailbox), (Some("<1.7>"), 3, 2));
+        assert_eq!(
+            (db.pid.as_deref(), db.restarts, db.mailbox),
+            (Some("<1.7>"), 3, 2)
+        );
         assert_eq!(names(&SERVER_TREE).len(), 10);
     }
 }
