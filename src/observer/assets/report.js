@@ -51,7 +51,7 @@
     const spanT = Math.max(1, t1 - t0);
     t1 = t0 + spanT * 1.06; // room for unanswered operations to run off
     const LEFT = 90, ROW = 34, TOP = 26;
-    const avail = (root.clientWidth || 1200) - 72;
+    const avail = (root.clientWidth || 1200) - 110;
     const width = Math.min(8000, Math.max(avail, 960, ops.length * 46));
     const height = TOP + clients.length * ROW + 14;
     const x = (t) => LEFT + ((t - t0) / (t1 - t0)) * (width - LEFT - 16);
