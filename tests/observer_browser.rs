@@ -4,7 +4,8 @@
 //! page and sees it come back, deafens a node from the page and sees it said, checks that
 //! a control without the token gets 403 and changes nothing, then opens a
 //! `check --html` report of a history it recorded against the cluster (with a key that
-//! is markup) and finds its operations, the key shown as text. Screenshots go to
+//! is markup) and finds its operations, the key shown as text, and one of a history with a
+//! stale read with that read highlighted. Screenshots go to
 //! `target/observer-screenshots/`.
 //!
 //! Without Chromium the test says how to install it and passes, unless `CI` is set.
@@ -407,6 +408,50 @@ return {
             "no alert: the key stayed text"
         );
         screenshot(&c, "observer-3-report.png").await;
+
+        // A history with a stale read: the report highlights the part that shows it.
+        let stale = dir.join("observer-stale.jsonl");
+        let stale_report = dir.join("observer-stale.html");
+        std::fs::write(
+            &stale,
+            concat!(
+                r#"{"client":1,"op":"write","key":"x","value":"a","ok":true,"result":"a","call":0,"return":10}"#,
+                "\n",
+                r#"{"client":2,"op":"write","key":"x","value":"b","ok":true,"result":"b","call":20,"return":30}"#,
+                "\n",
+                r#"{"client":1,"op":"read","key":"x","ok":true,"result":"a","call":40,"return":50}"#,
+                "\n",
+            ),
+        )
+        .expect("write the stale history");
+        let out = Command::new(BIN)
+            .args(["check", "--html"])
+            .arg(&stale_report)
+            .arg(&stale)
+            .output()
+            .expect("run check");
+        assert_eq!(out.status.code(), Some(1), "not linearizable");
+        c.goto(&format!("file://{}", stale_report.display()))
+            .await
+            .expect("open the stale report");
+        let probe = r#"
+const stuck = [...document.querySelectorAll('table.ops tr.role-stuck')]
+  .map(r => [...r.cells].map(c => c.textContent));
+return {
+  verdict: (document.getElementById('verdict') || {}).textContent,
+  stuck,
+  stuckBars: document.querySelectorAll('rect.role-stuck').length,
+};"#;
+        let (seen, _, ok) = poll(&c, probe, PATIENCE, |v| {
+            v["stuck"].as_array().is_some_and(|s| s.len() == 1)
+        })
+        .await;
+        assert!(ok, "the stale read highlighted: {seen}");
+        assert_eq!(seen["verdict"], "not linearizable");
+        assert_eq!(seen["stuckBars"], 1);
+        assert_eq!(seen["stuck"][0][2], "read");
+        assert_eq!(seen["stuck"][0][4], "a");
+        screenshot(&c, "observer-4-violation.png").await;
     })
     .catch_unwind()
     .await;

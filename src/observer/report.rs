@@ -106,19 +106,23 @@ pub fn render(file: &str, operations: &[Operation], per_key: &[(String, KeyOutco
                 data.outcome = "not linearizable";
                 data.prefix_len = Some(excerpt.prefix_len);
                 data.value_after_prefix = Some(excerpt.value_after_prefix.clone());
+                // The prefix's tail is in linearization order: it ends the prefix.
+                let first_of_tail = excerpt.prefix_len.saturating_sub(excerpt.prefix_tail.len());
                 let roles = excerpt
                     .prefix_tail
                     .iter()
-                    .map(|o| (o, "prefix"))
-                    .chain(excerpt.stuck.iter().map(|o| (o, "stuck")))
-                    .chain(excerpt.pending.iter().map(|o| (o, "pending")));
-                for (wanted, role) in roles {
+                    .enumerate()
+                    .map(|(j, o)| (o, "prefix", Some(first_of_tail + j + 1)))
+                    .chain(excerpt.stuck.iter().map(|o| (o, "stuck", None)))
+                    .chain(excerpt.pending.iter().map(|o| (o, "pending", None)));
+                for (wanted, role, order) in roles {
                     let found = indices
                         .iter()
                         .position(|&i| &operations[i] == wanted)
                         .and_then(|p| ops.get_mut(p));
                     if let Some(op) = found {
                         op.role = Some(role);
+                        op.order = order;
                     }
                 }
             }
@@ -209,5 +213,6 @@ mod tests {
         assert_eq!(key["key"], "<script>alert(1)</script>");
         assert_eq!(key["ops"][1]["role"], "stuck");
         assert_eq!(key["ops"][0]["role"], "prefix");
+        assert_eq!(key["ops"][0]["order"], 1, "the prefix keeps its order");
     }
 }

@@ -70,7 +70,7 @@
     });
     // bars
     const point = new Map();
-    const ordered = ops.filter((o) => o.order !== null).sort((a, b) => a.order - b.order);
+    const ordered = ops.filter((o) => o.order !== null && !o.role).sort((a, b) => a.order - b.order);
     let last = -Infinity;
     for (const o of ordered) {
       // The earliest instant the order allows: after its call and the previous point.
@@ -138,13 +138,16 @@
     const body = el("div", {});
     const draw = (ops) => body.replaceChildren(timeline(k.key, ops, k.outcome), opTable(ops, !failing));
     if (failing) {
+      const has = (role) => excerpt.some((o) => o.role === role);
       section.append(el("p", { class: "why" },
         el("span", { text: `The longest linearizable prefix has ${k.prefix_len} operation${k.prefix_len === 1 ? "" : "s"}, leaving the value ` }),
         el("code", { text: q(k.value_after_prefix) }),
         el("span", { text: ". The " }), el("b", { class: "stuck-word", text: "red" }),
-        el("span", { text: " operation returned before it could be placed after it; the " }),
-        el("b", { class: "pending-word", text: "amber" }),
-        el("span", { text: " ones were the other candidates; the grey ones end the prefix." })));
+        el("span", { text: " operation returned before it could be placed after it" }),
+        ...(has("pending") ? [el("span", { text: "; the " }), el("b", { class: "pending-word", text: "amber" }),
+          el("span", { text: " ones were the other candidates" })] : []),
+        ...(has("prefix") ? [el("span", { text: "; the grey ones, numbered in their order, end the prefix" })] : []),
+        el("span", { text: "." })));
       const all = el("input", { type: "checkbox" });
       all.addEventListener("change", () => draw(all.checked ? k.ops : excerpt));
       section.append(el("label", { class: "toggle" }, all, el("span", { text: ` show all ${k.ops.length} operations of this key` })));
