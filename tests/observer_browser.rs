@@ -12,7 +12,7 @@
 
 mod cli_support;
 
-use cli_support::{BIN, Proc, READY_WITHIN, free_port_block, free_ports, unique_cookie};
+use cli_support::{BIN, Proc, READY_WITHIN, free_port_block, unique_cookie};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::{Value, json};
@@ -150,8 +150,9 @@ async fn the_observer_page_works_in_a_real_browser() {
     };
 
     // The cluster and its page.
-    let base = free_port_block(3);
-    let http_port = free_ports(1)[0];
+    // One block of free ports: the nodes on base+1..=base+3, the page, the driver.
+    let base = free_port_block(5);
+    let http_port = base + 4;
     let cookie = unique_cookie("observer");
     let http = format!("127.0.0.1:{http_port}");
     let mut cluster = Proc::spawn(
@@ -181,7 +182,7 @@ async fn the_observer_page_works_in_a_real_browser() {
         .join(",");
 
     // The browser.
-    let driver_port = free_ports(1)[0];
+    let driver_port = base + 5;
     let _driver = Killed(
         Command::new(&driver_bin)
             .arg(format!("--port={driver_port}"))

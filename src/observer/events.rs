@@ -54,6 +54,14 @@ fn status_changes(b: &NodeStatus, a: &NodeStatus) -> Vec<(&'static str, String)>
                 format!("{name} restarted (restarts {})", new.restarts),
             )),
             (Some(old), None) => out.push(("process", format!("{name} ({}) exited", old.pid))),
+            // Seen between its exit and its restart by an earlier look.
+            (None, Some(new)) if new.restarts > 0 => out.push((
+                "process",
+                format!(
+                    "{name} restarted: {} started (restarts {})",
+                    new.pid, new.restarts
+                ),
+            )),
             (None, Some(new)) => out.push(("process", format!("{name} ({}) started", new.pid))),
             _ => {}
         }
@@ -209,6 +217,23 @@ mod tests {
         assert!(
             node_changes(&after, &after).is_empty(),
             "no change, no event"
+        );
+        // A look that fell between the exit and the restart.
+        let mut gone = status("<s1@h.7.1>", 0, &["s2@h"], false);
+        gone.processes
+            .retain(|p| p.name.as_deref() != Some("db_manager"));
+        let gone = reading(Ok(gone));
+        assert_eq!(
+            node_changes(&before, &gone),
+            vec![("process", "db_manager (<s1@h.7.1>) exited".to_string())]
+        );
+        let back = reading(Ok(status("<s1@h.9.1>", 1, &["s2@h"], false)));
+        assert_eq!(
+            node_changes(&gone, &back),
+            vec![(
+                "process",
+                "db_manager restarted: <s1@h.9.1> started (restarts 1)".to_string()
+            )]
         );
     }
 

@@ -124,8 +124,8 @@
       stats[k] = stat(label);
       grid.append(stats[k].box);
     }
-    const deafBtn = el("button", { "data-action": "deaf", onclick: () => control({ node: name, action: parts.deaf ? "listen" : "deaf" }) });
-    const unrelBtn = el("button", { "data-action": "unreliable", onclick: () => control(parts.unreliable ? { node: name, action: "reliable" } : { node: name, action: "unreliable", probability: Number(prob.value) }) });
+    const deafBtn = el("button", { "data-action": "deaf", text: "deaf", onclick: () => control({ node: name, action: parts.deaf ? "listen" : "deaf" }) });
+    const unrelBtn = el("button", { "data-action": "unreliable", text: "unreliable", onclick: () => control(parts.unreliable ? { node: name, action: "reliable" } : { node: name, action: "unreliable", probability: Number(prob.value) }) });
     const prob = el("input", { type: "number", min: "0", max: "1", step: "0.05", value: "0.2", class: "prob", title: "drop probability" });
     const allowList = el("span", { class: "allow-list" });
     for (const other of all) {
@@ -185,7 +185,13 @@
       parts.badges.replaceChildren(...bs);
       parts.badgeKey = key;
     }
-    if (!s) return;
+    // A node that does not answer shows no stale figures, and offers no controls.
+    parts.controls.hidden = !s;
+    parts.tree.hidden = !s;
+    if (!s) {
+      for (const st of Object.values(parts.stats)) setText(st.value, "–");
+      return;
+    }
     parts.deaf = s.faults.deaf;
     parts.unreliable = s.faults.drop > 0;
     setText(parts.deafBtn, s.faults.deaf ? "listen" : "deaf");
