@@ -20,16 +20,20 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// How long a control request may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// When to look again after a control.
+const AFTER_CONTROL: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct AppState {
     pub cluster: Cluster,
     pub token: ControlToken,
     pub latest: watch::Receiver<Arc<Published>>,
+    /// Asks the poller for a look now.
+    pub nudge: Arc<Notify>,
     /// The port the observer listens on, for the Host check.
     pub port: u16,
     /// Whether requests naming any host are accepted (bound beyond loopback).
@@ -227,12 +231,26 @@ async fn control(State(st): State<AppState>, headers: HeaderMap, body: Bytes) ->
         .request(&body.node, request, CONTROL_TIMEOUT)
         .await
     {
-        Ok(ControlReply::Done) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
+        Ok(ControlReply::Done) => {
+            look_soon(&st.nudge);
+            json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
+        }
         Ok(ControlReply::Refused(reason)) => error(StatusCode::CONFLICT, &reason),
         Ok(ControlReply::Status(_)) => error(StatusCode::BAD_GATEWAY, "unexpected answer"),
         Err(e @ ControlError::Timeout(..)) => error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
         Err(e @ ControlError::Unreachable(_)) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
     }
+}
+
+/// A look now, and another shortly after: a killed process is restarted by its
+/// supervisor a moment after the kill is done.
+fn look_soon(nudge: &Arc<Notify>) {
+    nudge.notify_one();
+    let nudge = nudge.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(AFTER_CONTROL).await;
+        nudge.notify_one();
+    });
 }
 
 fn request_for(b: &ControlBody) -> Result<ControlRequest, String> {

@@ -84,11 +84,13 @@ pub async fn start(cfg: ObserverConfig) -> Result<Observer, ObserverError> {
         })?;
     let token = ControlToken::new(&cfg.cookie);
     let (tx, rx) = watch::channel(Arc::new(poller::Published::default()));
-    tokio::spawn(poller::run(cfg.cluster.clone(), tx));
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(poller::run(cfg.cluster.clone(), tx, nudge.clone()));
     let state = http::AppState {
         cluster: cfg.cluster,
         token: token.clone(),
         latest: rx,
+        nudge,
         port: addr.port(),
         any_host: !addr.ip().is_loopback(),
     };

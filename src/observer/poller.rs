@@ -1,4 +1,5 @@
-//! The observer's loop: looks at the cluster every half second, finds the events since
+//! The observer's loop: looks at the cluster every half second (and right after a
+//! control), finds the events since
 //! the last look, keeps the rates' history, and publishes the result for the page (its
 //! JSON made once per look, whoever listens) and for `/api/status` and `/metrics`.
 
@@ -10,7 +11,7 @@ use runtime::clock;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// How often the cluster is looked at.
 pub const INTERVAL: Duration = Duration::from_millis(500);
@@ -27,8 +28,9 @@ pub struct Published {
     pub readings: Vec<NodeReading>,
 }
 
-/// Looks at the cluster until every receiver is gone.
-pub async fn run(cluster: Cluster, tx: watch::Sender<Arc<Published>>) {
+/// Looks at the cluster until every receiver is gone: every [`INTERVAL`], and at once when
+/// `nudge` is notified (after a control, so that its effect shows without waiting).
+pub async fn run(cluster: Cluster, tx: watch::Sender<Arc<Published>>, nudge: Arc<Notify>) {
     let started = clock::now();
     let mut history = History::default();
     let mut log: VecDeque<Event> = VecDeque::new();
@@ -36,7 +38,10 @@ pub async fn run(cluster: Cluster, tx: watch::Sender<Arc<Published>>) {
     let mut ticker = tokio::time::interval(INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = nudge.notified() => {}
+        }
         let readings = cluster.read(ANSWER_WITHIN).await;
         let at_ms = clock::millis_since(started);
         if let Some(before) = &previous {
