@@ -229,6 +229,17 @@ fn the_observer_serves_status_metrics_and_guarded_controls() {
         r#"{"node":"s2@127.0.0.1","action":"kill","process":"no_such"}"#,
     );
     assert_eq!(code, 409, "{body}");
+    let (code, body) = http(
+        http_port,
+        "POST",
+        "/api/control",
+        &with_token,
+        r#"{"node":"s2@127.0.0.1","action":"kill","process":"node_sup"}"#,
+    );
+    assert_eq!(
+        code, 400,
+        "the root supervisor is not killed from the page: {body}"
+    );
     let (code, body) = http(http_port, "POST", "/api/control", &with_token, deaf_s3);
     assert_eq!((code, body.as_str()), (200, r#"{"ok":true}"#));
     wait_for(http_port, "/api/status?node=s3@127.0.0.1", |b| {

@@ -5,6 +5,7 @@
 use super::poller::Published;
 use super::reading::Cluster;
 use super::token::{self, ControlToken};
+use super::tree::SERVER_TREE;
 use super::{assets, metrics};
 use axum::Router;
 use axum::body::Bytes;
@@ -271,6 +272,12 @@ fn request_for(b: &ControlBody) -> Result<ControlRequest, String> {
         },
         "allow-all" => ControlRequest::AllowAll,
         "kill" => match &b.process {
+            // Nothing supervises the root: the node would lose its application for good.
+            Some(p) if p == SERVER_TREE.name => {
+                return Err(format!(
+                    "{p} has no supervisor to restart it: the page does not kill it"
+                ));
+            }
             Some(p) if !p.is_empty() => ControlRequest::Kill(p.clone()),
             _ => return Err("kill needs a process name".into()),
         },

@@ -90,7 +90,8 @@
     const status = el("span", { class: "status" });
     const mailbox = el("span", { class: "mailbox" });
     const restarts = el("span", { class: "restarts" });
-    const kill = el("button", {
+    // The root has no supervisor to bring it back: no kill button for it.
+    const kill = depth === 0 ? el("span", { class: "muted", title: "nothing restarts the root supervisor" }) : el("button", {
       class: "kill", "data-action": "kill", title: `kill ${shape.name}; its supervisor restarts it`,
       text: "kill",
       onclick: () => control({ node, action: "kill", process: shape.name }),
