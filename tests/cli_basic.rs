@@ -474,6 +474,11 @@ fn cluster_without_a_terminal_prints_ready_lines_serves_and_stops_on_sigterm() {
         cluster.wait_for_line(READY_WITHIN, |_| true),
         "cluster ready"
     );
+    let observer = cluster.wait_for_line(READY_WITHIN, |_| true);
+    assert!(
+        observer.starts_with("observer http://127.0.0.1:") && observer.contains("/#token="),
+        "{observer}"
+    );
     let servers = (1..=3u16)
         .map(|i| format!("s{i}=127.0.0.1:{}", base + i))
         .collect::<Vec<_>>()
@@ -506,6 +511,10 @@ fn cluster_shell_runs_a_script_from_stdin() {
         true,
     );
     cluster.wait_for_line(READY_WITHIN, |l| l == "cluster ready");
+    // The observer's address comes last, before the shell reads its first command.
+    cluster.wait_for_line(READY_WITHIN, |l| {
+        l.starts_with("observer http://127.0.0.1:")
+    });
     assert_eq!(ask(&mut cluster, "write k hello world"), "\"hello world\"");
     assert_eq!(ask(&mut cluster, "read k"), "\"hello world\"");
     assert_eq!(ask(&mut cluster, "write-hash h 0"), "\"\" (previous value)");

@@ -12,6 +12,7 @@ use crate::messages::{
     Answer, BATCHER, DB_MANAGER, ForwardedAt, KV_SERVER, KV_SUP, NODE_SUP, RequestAnswer,
 };
 use crate::operation::Waits;
+use crate::service_counters::{ServiceCounters, ServiceCounts};
 use crate::{Log, batcher, server};
 use runtime::faults::LossModel;
 use runtime::gen_server;
@@ -113,7 +114,15 @@ pub struct KvServer {
     log: Log,
     store: SharedStore,
     batcher: Arc<BatcherCounters>,
+    service: Arc<ServiceCounters>,
+    leader: Option<NodeName>,
     sup: Pid,
+}
+
+/// Where this node keeps its state: `"memory"` until durable storage exists; the one
+/// place to change when it does.
+pub fn storage_mode() -> &'static str {
+    "memory"
 }
 
 /// Starts Paxos and the kv application on `node`, one of `peers` (every server node,
@@ -146,8 +155,13 @@ pub async fn start_server(
         crate::store::Store::with_deliberate_bugs(opts.deliberate),
     ));
     let counters = Arc::new(BatcherCounters::default());
+    let service = Arc::new(ServiceCounters::default());
+    // The distinguished proposer: the batchers' leader and the Multi-Paxos lease holder.
+    let leader = paxos_opts
+        .distinguished_proposer
+        .and_then(|i| log.peers().get(i).cloned());
     let (db_log, db_store) = (log.clone(), store.clone());
-    let srv_log = log.clone();
+    let (srv_log, srv_counters) = (log.clone(), service.clone());
     let (batch_log, batch_counters) = (log.clone(), counters.clone());
     let kv_spec = SupervisorSpec::new(Strategy::RestForOne)
         .intensity(10, Duration::from_secs(10))
@@ -168,10 +182,17 @@ pub async fn start_server(
             move || server::Server {
                 log: srv_log.clone(),
                 waits: opts.waits,
+                counters: srv_counters.clone(),
             },
         ));
-    let (st_node, st_log, st_store, st_counters) =
-        (node.clone(), log.clone(), store.clone(), counters.clone());
+    let sources = StatusSources {
+        node: node.clone(),
+        log: log.clone(),
+        store: store.clone(),
+        batcher: counters.clone(),
+        service: service.clone(),
+        leader: leader.clone(),
+    };
     let ctl_log = log.clone();
     let node_spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(10))
@@ -182,15 +203,9 @@ pub async fn start_server(
         ))
         .child(ChildSpec::supervisor("kv_sup", Some(KV_SUP), kv_spec))
         .child(ChildSpec::new("node_ctl", move |sup| {
-            let (n, l, s, c) = (
-                st_node.clone(),
-                st_log.clone(),
-                st_store.clone(),
-                st_counters.clone(),
-            );
+            let sources = sources.clone();
             let paxos = ctl_log.clone();
-            let pid =
-                sup.spawn_link(move |p| control::run(p, paxos, move || status_of(&n, &l, &s, &c)));
+            let pid = sup.spawn_link(move |p| control::run(p, paxos, move || sources.status()));
             register(sup.node(), NODE_CTL, &pid)?;
             Ok(pid)
         }));
@@ -202,6 +217,8 @@ pub async fn start_server(
         log,
         store,
         batcher: counters,
+        service,
+        leader,
         sup,
     })
 }
@@ -219,6 +236,12 @@ fn register(node: &Node, name: &str, pid: &Pid) -> Result<(), ExitReason> {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NodeStatus {
     pub node: String,
+    /// Where the node keeps its state: "memory" or "durable".
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// The nodes this node has a live connection with (servers and clients).
+    #[serde(default)]
+    pub connected: Vec<String>,
     pub paxos: PaxosStatus,
     pub kv: KvStatus,
     pub faults: runtime::FaultState,
@@ -233,6 +256,10 @@ pub struct PaxosStatus {
     /// Instances held in memory (not yet forgotten).
     pub held: usize,
     pub alive: bool,
+    /// The distinguished proposer (peer 0): the batchers' leader and the one proposer
+    /// that takes a Multi-Paxos lease; `None` when every node proposes.
+    #[serde(default)]
+    pub leader: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -251,6 +278,16 @@ pub struct KvStatus {
     /// Forwards that went unanswered (each made this node propose itself for a while).
     #[serde(default)]
     pub forwards_timed_out: u64,
+    /// Batches this node proposed whose instance another value won.
+    #[serde(default)]
+    pub proposals_lost: u64,
+    /// Operation requests this node's server took, by kind, with their latencies.
+    #[serde(default)]
+    pub ops: ServiceCounts,
+}
+
+fn default_mode() -> String {
+    storage_mode().to_string()
 }
 
 impl KvServer {
@@ -284,7 +321,15 @@ impl KvServer {
     }
 
     pub fn status(&self) -> NodeStatus {
-        status_of(&self.node, &self.log, &self.store, &self.batcher)
+        StatusSources {
+            node: self.node.clone(),
+            log: self.log.clone(),
+            store: self.store.clone(),
+            batcher: self.batcher.clone(),
+            service: self.service.clone(),
+            leader: self.leader.clone(),
+        }
+        .status()
     }
 
     /// Orderly shutdown: the node supervisor stops its children in reverse start order
@@ -310,32 +355,54 @@ impl KvServer {
     }
 }
 
-/// What `status` reports: read from local state only.
-fn status_of(node: &Node, log: &Log, store: &SharedStore, batcher: &BatcherCounters) -> NodeStatus {
-    let (keys, applied, held_results) = {
-        let store = store.lock();
-        (store.len(), store.applied_through(), store.held_results())
-    };
-    let batches = batcher.read();
-    NodeStatus {
-        node: node.name().to_string(),
-        paxos: PaxosStatus {
-            max: log.max(),
-            min: log.min(),
-            held: log.held(),
-            alive: log.alive(),
-        },
-        kv: KvStatus {
-            keys,
-            applied,
-            held_results,
-            proposed_locally: batches.proposed_locally,
-            forwarded: batches.forwarded,
-            forwards_timed_out: batches.forwards_timed_out,
-        },
-        faults: node.fault_state(),
-        traffic: node.stats(),
-        processes: node.processes(),
+/// What `status` reads: local state only.
+#[derive(Clone)]
+struct StatusSources {
+    node: Node,
+    log: Log,
+    store: SharedStore,
+    batcher: Arc<BatcherCounters>,
+    service: Arc<ServiceCounters>,
+    leader: Option<NodeName>,
+}
+
+impl StatusSources {
+    fn status(&self) -> NodeStatus {
+        let (keys, applied, held_results) = {
+            let store = self.store.lock();
+            (store.len(), store.applied_through(), store.held_results())
+        };
+        let batches = self.batcher.read();
+        let node = &self.node;
+        NodeStatus {
+            node: node.name().to_string(),
+            mode: storage_mode().to_string(),
+            connected: node
+                .connected_nodes()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            paxos: PaxosStatus {
+                max: self.log.max(),
+                min: self.log.min(),
+                held: self.log.held(),
+                alive: self.log.alive(),
+                leader: self.leader.as_ref().map(|n| n.to_string()),
+            },
+            kv: KvStatus {
+                keys,
+                applied,
+                held_results,
+                proposed_locally: batches.proposed_locally,
+                forwarded: batches.forwarded,
+                forwards_timed_out: batches.forwards_timed_out,
+                proposals_lost: batches.lost,
+                ops: self.service.read(),
+            },
+            faults: node.fault_state(),
+            traffic: node.stats(),
+            processes: node.processes(),
+        }
     }
 }
 

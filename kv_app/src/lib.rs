@@ -13,6 +13,7 @@ pub mod operation;
 pub mod ops;
 pub mod phash2;
 pub mod server;
+pub mod service_counters;
 pub mod store;
 
 /// A decided Paxos value: a batch of log entries, shared. A decision is handed to every

@@ -7,8 +7,10 @@ use crate::Log;
 use crate::messages::{DeleteRef, Request, RequestAnswer};
 use crate::operation::{self, Waits};
 use crate::ops::LogEntry;
+use crate::service_counters::ServiceCounters;
 use runtime::{CallResult, Envelope, Flow, GenServer, Process, ReplyTo};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The server takes no calls: clients send it plain messages, as in the original.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -18,16 +20,23 @@ pub enum NoCalls {}
 pub(crate) struct Server {
     pub(crate) log: Log,
     pub(crate) waits: Waits,
+    /// Requests by kind and their latencies, for status and metrics.
+    pub(crate) counters: Arc<ServiceCounters>,
 }
 
 impl Server {
     /// `{Operación, Clave, IPCliente, Referencia}`.
     fn request(&self, ctx: &Process, Request { op, client }: Request) {
         let reference = op.reference;
+        self.counters.count_request(op.kind);
         if self.log.alive() {
             ctx.send(&client, RequestAnswer::Ok(reference));
-            let (log, waits) = (self.log.clone(), self.waits);
-            ctx.spawn(move |m| operation::run(m, log, LogEntry::Op(op), Some(client), waits));
+            let (log, waits, counters) = (self.log.clone(), self.waits, self.counters.clone());
+            let arrived = runtime::clock::now();
+            ctx.spawn(move |m| async move {
+                operation::run(m, log, LogEntry::Op(op), Some(client), waits).await;
+                counters.count_latency(arrived.elapsed());
+            });
         } else {
             ctx.send(&client, RequestAnswer::Down(reference));
         }

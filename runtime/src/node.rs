@@ -113,6 +113,9 @@ pub struct NodeStats {
     pub undeliverable: u64,
     /// Live processes.
     pub processes: usize,
+    /// Frames dropped (in or out), by the fault that dropped them.
+    #[serde(default)]
+    pub dropped_by: crate::faults::FaultCounts,
 }
 
 /// What introspection shows of one process.
@@ -1022,6 +1025,7 @@ impl Node {
             dropped_out: c.dropped_out.load(Ordering::Relaxed),
             undeliverable: c.undeliverable.load(Ordering::Relaxed),
             processes: self.inner.procs.iter().map(|s| s.0.read().len()).sum(),
+            dropped_by: self.inner.faults.counts(),
         }
     }
 

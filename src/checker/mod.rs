@@ -143,6 +143,65 @@ where
     })
 }
 
+/// What the checker found for one key, for pictures of a history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// A linearization: indices into the history, in order (operations without an
+    /// answer that need not have taken effect are left out).
+    Linearizable(Vec<usize>),
+    NotLinearizable(Box<Excerpt>),
+    /// The step budget ran out.
+    Unknown,
+}
+
+/// Checks each key of a history on its own and says, for every key in key order, what
+/// was found (the linearization itself when there is one).
+pub fn check_per_key<H>(
+    operations: &[Operation],
+    hash: H,
+    step_budget: u64,
+) -> Result<Vec<(String, KeyOutcome)>, CheckError>
+where
+    H: Fn(&str, &str) -> String,
+{
+    let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for (index, op) in operations.iter().enumerate() {
+        op.validate()
+            .map_err(|message| CheckError::InvalidOperation { index, message })?;
+        by_key.entry(&op.key).or_default().push(op);
+    }
+    // Operations are found again by address: the search hands back references into
+    // `operations`.
+    let positions: std::collections::HashMap<*const Operation, usize> = operations
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (op as *const Operation, i))
+        .collect();
+    let index_of = |op: &Operation| {
+        positions
+            .get(&(op as *const Operation))
+            .copied()
+            .unwrap_or(usize::MAX)
+    };
+    Ok(by_key
+        .into_iter()
+        .map(|(key, ops)| {
+            let outcome = match search::check_key_ordered(&ops, &hash, step_budget) {
+                (KeyVerdict::Linearizable, order) => KeyOutcome::Linearizable(
+                    order
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(index_of)
+                        .collect(),
+                ),
+                (KeyVerdict::NotLinearizable(excerpt), _) => KeyOutcome::NotLinearizable(excerpt),
+                (KeyVerdict::Unknown, _) => KeyOutcome::Unknown,
+            };
+            (key.to_string(), outcome)
+        })
+        .collect())
+}
+
 impl fmt::Display for CheckResult {
     /// `linearizable`, `unknown` (then a line on why), or `not linearizable: key K`
     /// followed by the excerpt, one history line per operation.

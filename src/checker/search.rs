@@ -52,6 +52,19 @@ pub(crate) fn check_key<H>(operations: &[&Operation], hash: &H, budget: u64) -> 
 where
     H: Fn(&str, &str) -> String,
 {
+    check_key_ordered(operations, hash, budget).0
+}
+
+/// As [`check_key`], with the linearization found when there is one: the operations
+/// that took effect, in order (unanswered ones that need not have are left out).
+pub(crate) fn check_key_ordered<'o, H>(
+    operations: &[&'o Operation],
+    hash: &H,
+    budget: u64,
+) -> (KeyVerdict, Option<Vec<&'o Operation>>)
+where
+    H: Fn(&str, &str) -> String,
+{
     // An unanswered read changes nothing and constrains nothing.
     let mut operations: Vec<&Operation> = operations
         .iter()
@@ -59,7 +72,7 @@ where
         .filter(|op| op.kind != OpKind::Read || op.return_time().is_some())
         .collect();
     if operations.is_empty() {
-        return KeyVerdict::Linearizable;
+        return (KeyVerdict::Linearizable, Some(Vec::new()));
     }
     // Numbered in call order, answered ones first, the linearized operations are mostly
     // a prefix, which the memo stores in a word or two: unanswered operations that never
@@ -81,16 +94,21 @@ where
         }
         let mut search = Search::new(&problem, &mut model, Some(limit), work, budget);
         match search.run() {
-            SearchEnd::Found => return KeyVerdict::Linearizable,
-            SearchEnd::OutOfBudget => return KeyVerdict::Unknown,
+            SearchEnd::Found => {
+                return (KeyVerdict::Linearizable, Some(search.order(&operations)));
+            }
+            SearchEnd::OutOfBudget => return (KeyVerdict::Unknown, None),
             SearchEnd::Exhausted => work = search.work,
         }
     }
     let mut search = Search::new(&problem, &mut model, None, work, budget);
     match search.run() {
-        SearchEnd::Found => KeyVerdict::Linearizable,
-        SearchEnd::OutOfBudget => KeyVerdict::Unknown,
-        SearchEnd::Exhausted => KeyVerdict::NotLinearizable(Box::new(search.excerpt(&operations))),
+        SearchEnd::Found => (KeyVerdict::Linearizable, Some(search.order(&operations))),
+        SearchEnd::OutOfBudget => (KeyVerdict::Unknown, None),
+        SearchEnd::Exhausted => (
+            KeyVerdict::NotLinearizable(Box::new(search.excerpt(&operations))),
+            None,
+        ),
     }
 }
 
@@ -300,6 +318,14 @@ impl<'p, 'm, 'h, H: Fn(&str, &str) -> String> Search<'p, 'm, 'h, H> {
                 }
             }
         }
+    }
+
+    /// The operations placed, in linearization order.
+    fn order<'o>(&self, operations: &[&'o Operation]) -> Vec<&'o Operation> {
+        self.stack
+            .iter()
+            .map(|&(op, _, _)| operations[op])
+            .collect()
     }
 
     /// The length of the chain of unanswered operations placed last.

@@ -26,14 +26,16 @@ pub struct Cli {
 pub enum Command {
     /// Runs N server nodes s1..sN@127.0.0.1 in this process, node i on 127.0.0.1:P+i.
     ///
-    /// Prints "ready NAME HOST:PORT" per node, then "cluster ready". On a terminal it
-    /// then opens an interactive shell (type help); otherwise it serves until SIGINT or
-    /// SIGTERM.
+    /// Prints "ready NAME HOST:PORT" per node, then "cluster ready", then "observer URL"
+    /// (the live web page, on 127.0.0.1:P unless --http says otherwise; the URL carries
+    /// the control token). On a terminal it then opens an interactive shell (type help);
+    /// otherwise it serves until SIGINT or SIGTERM.
     Cluster(ClusterArgs),
     /// Runs one server node (Paxos peer, KV server, DB manager under the kv supervisor).
     ///
-    /// Prints "ready NAME HOST:PORT" on stdout once it accepts connections; exits 0 on
-    /// SIGINT or SIGTERM after an orderly shutdown.
+    /// Prints "ready NAME HOST:PORT" on stdout once it accepts connections (then
+    /// "observer URL" with --http); exits 0 on SIGINT or SIGTERM after an orderly
+    /// shutdown.
     Node(NodeArgs),
     /// Runs one operation (read, write, write-hash), or many with --pipe.
     ///
@@ -71,6 +73,22 @@ pub struct CheckArgs {
     /// Search steps allowed per key before answering "unknown".
     #[arg(long, default_value_t = paxoskv::checker::DEFAULT_STEP_BUDGET)]
     pub budget: u64,
+    /// Also draws the history into OUT, an HTML page: per key a timeline of the
+    /// operations with the linearization found, or the part that cannot be linearized.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<std::path::PathBuf>,
+}
+
+/// Where the observer page is served.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Serves the observer (the live page, /api/status, /metrics) on HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = endpoints::parse_addr)]
+    pub http: Option<SocketAddr>,
+    /// Lets --http name an address beyond loopback (the page and its token then cross
+    /// the network in clear).
+    #[arg(long)]
+    pub http_public: bool,
 }
 
 /// Where the shared secret comes from.
@@ -99,6 +117,12 @@ pub struct ClusterArgs {
     /// Never opens the shell, even on a terminal: serves until SIGINT or SIGTERM.
     #[arg(long)]
     pub no_shell: bool,
+    /// The observer listens on --http [default: 127.0.0.1:P, else a free port].
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Serves no observer page.
+    #[arg(long, conflicts_with_all = ["http", "http_public"])]
+    pub no_http: bool,
     #[command(flatten)]
     pub paxos: PaxosArg,
 }
@@ -130,6 +154,8 @@ pub struct NodeArgs {
     pub cookie: CookieArg,
     #[command(flatten)]
     pub paxos: PaxosArg,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 #[derive(Debug, Args)]

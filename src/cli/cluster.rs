@@ -6,8 +6,9 @@ use crate::cli::endpoints::Endpoint;
 use crate::cli::error::CliError;
 use crate::cli::shell::{self, Member, Session};
 use crate::cli::signals::ShutdownSignals;
-use crate::cli::{connect, cookie, node, output};
+use crate::cli::{connect, cookie, node, observe, output};
 use kv_app::client::{self, ClientTimeouts};
+use paxoskv::observer::reading::Member as Watched;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -36,11 +37,42 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
             }
         }
     }
+    let observer = if args.no_http {
+        None
+    } else {
+        let watched = members
+            .iter()
+            .map(|m| Watched {
+                name: m.name.clone(),
+                addr: m.addr,
+            })
+            .collect();
+        let fallback: std::net::SocketAddr = ([127, 0, 0, 1], args.base_port).into();
+        match observe::start(
+            &args.http,
+            Some(fallback),
+            &members[0].node,
+            watched,
+            &cookie,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                stop(&members);
+                return Err(e);
+            }
+        }
+    };
     let announce = || -> std::io::Result<()> {
         for m in &members {
             output::line(&format!("ready {} {}", m.name, m.addr))?;
         }
-        output::line("cluster ready")
+        output::line("cluster ready")?;
+        if let Some(o) = &observer {
+            output::line(&format!("observer {}", o.url_with_token()))?;
+        }
+        Ok(())
     };
     if let Err(e) = announce() {
         stop(&members);

@@ -16,6 +16,7 @@ mod error;
 mod latency;
 mod logging;
 mod node;
+mod observe;
 mod op_line;
 mod output;
 mod probe;
@@ -34,7 +35,7 @@ pub fn main() -> i32 {
         Err(e) => return parse_failure(&e),
     };
     if let Command::Check(args) = cli.command {
-        // No runtime, no logging set-up needed: a pure computation on a file.
+        // No runtime needed: a pure computation on a file.
         return match check::run(args) {
             Ok(check::Verdict::Linearizable) => 0,
             Ok(check::Verdict::NotLinearizable) => 1,

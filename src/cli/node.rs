@@ -5,8 +5,9 @@ use crate::cli::args::NodeArgs;
 use crate::cli::endpoints::{self, Endpoint};
 use crate::cli::error::CliError;
 use crate::cli::signals::ShutdownSignals;
-use crate::cli::{connect, cookie, output};
+use crate::cli::{connect, cookie, observe, output};
 use kv_app::{KvServer, PaxosMode, ServerOptions};
+use paxoskv::observer::reading::Member;
 use runtime::transport::tcp::{TcpConfig, start_node};
 use runtime::{Node, NodeName, NodeRole};
 use std::collections::BTreeSet;
@@ -19,9 +20,28 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
-    let (_node, server, addr) =
+    let (node, server, addr) =
         start_server(&name, args.listen, &others, &cookie, args.paxos.mode).await?;
+    let members: Vec<Member> = std::iter::once(Member {
+        name: name.clone(),
+        addr,
+    })
+    .chain(others.iter().map(|p| Member {
+        name: p.name.clone(),
+        addr: p.addr,
+    }))
+    .collect();
+    let observer = match observe::start(&args.http, None, &node, members, &cookie).await {
+        Ok(o) => o,
+        Err(e) => {
+            server.shutdown().await;
+            return Err(e);
+        }
+    };
     output::line(&format!("ready {name} {addr}")).map_err(CliError::io("writing stdout"))?;
+    if let Some(o) = &observer {
+        observe::announce(o)?;
+    }
     let why = signals.wait().await;
     log::info!("{name}: {why}: stopping");
     server.shutdown().await;

@@ -42,6 +42,7 @@ pub struct BatcherCounters {
     proposed_locally: AtomicU64,
     forwarded: AtomicU64,
     forwards_timed_out: AtomicU64,
+    lost: AtomicU64,
 }
 
 /// A reading of [`BatcherCounters`].
@@ -53,6 +54,9 @@ pub struct BatcherCounts {
     pub forwarded: u64,
     /// Forwards that got no answer in time (each one made the leader suspect).
     pub forwards_timed_out: u64,
+    /// Batches proposed here whose instance another value won.
+    #[serde(default)]
+    pub lost: u64,
 }
 
 impl BatcherCounters {
@@ -61,11 +65,16 @@ impl BatcherCounters {
             proposed_locally: self.proposed_locally.load(Ordering::Relaxed),
             forwarded: self.forwarded.load(Ordering::Relaxed),
             forwards_timed_out: self.forwards_timed_out.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
         }
     }
 
     pub(super) fn count_local_batch(&self) {
         self.proposed_locally.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn count_lost(&self) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
     }
 
     fn count_forward(&self) {

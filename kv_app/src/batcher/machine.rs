@@ -152,8 +152,10 @@ impl BatcherMachine {
         } else if self.losses == 0 {
             // A first loss is usually a stale `max` (the instance was decided before this
             // batch reached it): retry at once.
+            self.counters.count_lost();
             self.losses = 1;
         } else {
+            self.counters.count_lost();
             self.losses += 1;
             let most =
                 (Duration::from_micros(250) * 2u32.pow(self.losses.min(5))).min(LONGEST_PAUSE);
