@@ -926,6 +926,23 @@ mod tests {
     }
 
     #[test]
+    fn a_timed_out_prepare_is_not_resent() {
+        let mut p: Proposer<u32> = Proposer::new(
+            0,
+            3,
+            ProposerConfig {
+                answer_timeout_ms: TIMEOUT,
+                resend_ms: 10,
+                lease: false,
+            },
+        );
+        p.start(1, 10, 0);
+        assert_eq!(p.tick(10, no_backoff).len(), 3, "the prepare resent");
+        let out = p.tick(TIMEOUT, |_, _| 1_000);
+        assert!(out.is_empty(), "phase 1 timed out: no resend: {out:?}");
+    }
+
+    #[test]
     fn the_accept_phase_times_out_from_its_own_start() {
         let mut p = proposer(0, 3);
         p.start(1, 10, 0);
