@@ -424,6 +424,75 @@ mod tests {
     }
 
     #[test]
+    fn a_standing_promise_covers_every_instance_from_its_start() {
+        let mut acceptor: AcceptorState<u32> = AcceptorState::new();
+        let lease = Ballot::new(5, 0);
+        let below = Ballot::new(4, 1);
+        let prepare_from = |ballot| msg(0, Body::PrepareFrom { from: 3, ballot });
+        assert!(matches!(
+            acceptor.handle(&prepare_from(lease), None),
+            Some(Outgoing {
+                body: Body::PromiseFrom { .. },
+                ..
+            })
+        ));
+        assert_eq!(acceptor.standing(), Some((3, lease)));
+        assert_eq!(acceptor.promised(3), lease);
+        assert_eq!(acceptor.promised(9), lease);
+        assert_eq!(
+            acceptor.promised(2),
+            Ballot::ZERO,
+            "below its start: not covered"
+        );
+        assert!(matches!(
+            acceptor.handle(&prepare(1, 4, below), None),
+            Some(Outgoing {
+                body: Body::Reject { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            acceptor.handle(&prepare(1, 2, below), None),
+            Some(Outgoing {
+                body: Body::Promise { .. },
+                ..
+            })
+        ));
+        assert!(
+            matches!(
+                acceptor.handle(&prepare_from(lease), None),
+                Some(Outgoing {
+                    body: Body::PromiseFrom { .. },
+                    ..
+                })
+            ),
+            "the same lease asked again is granted again"
+        );
+        assert!(matches!(
+            acceptor.handle(&prepare_from(below), None),
+            Some(Outgoing {
+                body: Body::Reject { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn restored_promises_and_acceptances_keep_the_highest() {
+        let mut acceptor: AcceptorState<u32> = AcceptorState::new();
+        let (low, high) = (Ballot::new(1, 0), Ballot::new(2, 1));
+        acceptor.restore_accepted(1, high, 20);
+        acceptor.restore_accepted(1, low, 10);
+        assert_eq!(acceptor.accepted(1), Some(&(high, 20)));
+        acceptor.restore_promise(2, high);
+        acceptor.restore_promise(2, low);
+        assert_eq!(acceptor.promised(2), high);
+        acceptor.restore_standing(5, high);
+        assert_eq!(acceptor.standing(), Some((5, high)));
+        assert_eq!(acceptor.promised(7), high);
+    }
+
+    #[test]
     fn forgets_below_the_floor_and_ignores_it_afterwards() {
         let mut acceptor = AcceptorState::new();
         let b = Ballot::new(1, 0);

@@ -72,5 +72,6 @@ mod tests {
         let mine = seen.next_for(1);
         assert!(mine > seen);
         assert_eq!(mine, Ballot::new(8, 1));
+        assert_eq!(mine.to_string(), "8.1");
     }
 }

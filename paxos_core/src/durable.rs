@@ -176,6 +176,7 @@ mod tests {
     fn memory_storage_keeps_records_in_order_and_compacts_below_the_floor() {
         let b = Ballot::new(1, 0);
         let mut storage: MemoryStorage<u32> = MemoryStorage::new();
+        assert!(storage.is_empty());
         storage
             .persist(&[
                 Record::RoundsReserved { up_to: 10 },
@@ -189,6 +190,7 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(storage.len(), 4);
+        assert!(!storage.is_empty());
         storage
             .persist(&[
                 Record::RoundsReserved { up_to: 20 },
@@ -220,5 +222,9 @@ mod tests {
         };
         assert_eq!(record.seq(), Some(3));
         assert_eq!(Record::<String>::Forgotten { below: 4 }.seq(), None);
+        assert_eq!(
+            StorageError("disk full".into()).to_string(),
+            "paxos storage: disk full"
+        );
     }
 }

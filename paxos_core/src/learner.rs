@@ -262,6 +262,7 @@ mod tests {
     #[test]
     fn max_is_the_highest_seq_in_any_message_or_start() {
         let mut learner: LearnerState<u32> = LearnerState::new(1, 3);
+        assert_eq!((learner.me(), learner.peers()), (1, 3));
         assert_eq!(learner.max(), 0);
         learner.note_seq(4);
         assert_eq!(learner.max(), 4);

@@ -719,6 +719,57 @@ mod tests {
             peer.take_ready().persist,
             vec![Record::StandingPromise { from: 4, ballot: b }]
         );
+        peer.step(
+            Role::Acceptor,
+            from(0, Body::PrepareFrom { from: 4, ballot: b }),
+            0,
+        );
+        assert!(
+            peer.take_ready().persist.is_empty(),
+            "a repeat changes nothing"
+        );
+    }
+
+    #[test]
+    fn rounds_are_reserved_once_per_block() {
+        let mut peer: Peer<u32> = Peer::new(config(0, 3));
+        peer.propose(1, 1, 0);
+        let first = peer.take_ready().persist;
+        assert_eq!(
+            first[0],
+            Record::RoundsReserved {
+                up_to: 1 + ROUND_BLOCK
+            }
+        );
+        peer.propose(2, 2, 0);
+        let second = peer.take_ready().persist;
+        assert!(
+            !second
+                .iter()
+                .any(|r| matches!(r, Record::RoundsReserved { .. })),
+            "round 1 is inside the block: {second:?}"
+        );
+    }
+
+    #[test]
+    fn restore_replays_the_floor_the_standing_promise_and_known_decisions() {
+        let b = Ballot::new(3, 1);
+        let peer: Peer<u32> = Peer::restore(
+            config(0, 3),
+            vec![
+                Record::StandingPromise { from: 7, ballot: b },
+                Record::Decided { seq: 6, value: 60 },
+                Record::Forgotten { below: 5 },
+            ],
+        );
+        assert_eq!(peer.floor(), 5);
+        assert_eq!(peer.min(), 5);
+        assert_eq!(peer.status(4), Status::Forgotten);
+        assert_eq!(peer.status(6), Status::Decided(60));
+        assert_eq!(peer.decided(6), Some(&60));
+        assert_eq!(peer.acceptor().standing(), Some((7, b)));
+        assert_eq!(peer.acceptor().promised(8), b);
+        assert_eq!((peer.max(), peer.local_done(), peer.held()), (6, 4, 1));
     }
 
     #[test]
@@ -1016,5 +1067,14 @@ mod tests {
                 .all(|o| o.msg.body.kind() == "prepare")
         );
         assert_eq!(ready.messages.len(), 2);
+        let mut asked_again = Vec::new();
+        peer.tick(220, &mut |most: u64| {
+            asked_again.push(most);
+            most
+        });
+        assert_eq!(asked_again, vec![20], "the second backoff doubles");
+        assert_eq!(peer.proposer_deadline_ms(), Some(260));
+        assert_eq!(peer.catch_up_due_ms(), Some(250));
+        assert_eq!(peer.next_deadline_ms(), Some(250));
     }
 }

@@ -894,6 +894,55 @@ mod tests {
     }
 
     #[test]
+    fn a_timed_out_attempt_is_not_resent() {
+        let mut p: Proposer<u32> = Proposer::new(
+            0,
+            3,
+            ProposerConfig {
+                answer_timeout_ms: TIMEOUT,
+                resend_ms: 10,
+                lease: false,
+            },
+        );
+        p.start(1, 10, 0);
+        assert_eq!(
+            p.tick(10, no_backoff).len(),
+            3,
+            "a resend before the timeout"
+        );
+        let b = Ballot::new(1, 0);
+        p.handle(&promise(0, 1, b, None), 10);
+        p.handle(&promise(1, 1, b, None), 10);
+        assert_eq!(
+            p.tick(20, no_backoff).len(),
+            3,
+            "the accept resent to the silent"
+        );
+        let out = p.tick(10 + TIMEOUT, |_, _| 1_000);
+        assert!(
+            out.is_empty(),
+            "timed out: no resend, no retry yet: {out:?}"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_prepare_is_not_resent() {
+        let mut p: Proposer<u32> = Proposer::new(
+            0,
+            3,
+            ProposerConfig {
+                answer_timeout_ms: TIMEOUT,
+                resend_ms: 10,
+                lease: false,
+            },
+        );
+        p.start(1, 10, 0);
+        assert_eq!(p.tick(10, no_backoff).len(), 3, "the prepare resent");
+        let out = p.tick(TIMEOUT, |_, _| 1_000);
+        assert!(out.is_empty(), "phase 1 timed out: no resend: {out:?}");
+    }
+
+    #[test]
     fn the_accept_phase_times_out_from_its_own_start() {
         let mut p = proposer(0, 3);
         p.start(1, 10, 0);
