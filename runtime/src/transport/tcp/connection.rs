@@ -12,6 +12,7 @@
 //! window before it sleeps on readiness, so a ping-pong does not pay a thread wake-up per
 //! message (see [`Connection::run_reader`]).
 
+use super::binding::names_bound;
 use super::frame::{Frame, FrameBuffer, FrameError};
 use crate::faults::NodeRole;
 use crate::node::{Node, WeakNode};
@@ -19,7 +20,7 @@ use crate::pid::NodeName;
 use parking_lot::Mutex;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -36,7 +37,10 @@ struct Outbox {
 pub(crate) struct PeerInfo {
     pub(crate) name: NodeName,
     pub(crate) role: NodeRole,
-    pub(crate) instance: u64,
+    pub(crate) incarnation: u64,
+    /// The token the peer showed: a later connection claiming the same incarnation
+    /// must show it again.
+    pub(crate) token: [u8; 32],
     pub(crate) addr: SocketAddr,
     /// Whether this node opened the connection.
     pub(crate) dialed_by_me: bool,
@@ -54,7 +58,13 @@ pub(crate) enum Ended {
     BadFrame(FrameError),
     /// The node was dropped.
     NodeGone,
+    /// The outgoing buffer went over its limit: the peer does not read.
+    Overflow,
 }
+
+/// Buffers larger than this are not kept for reuse once written: memory after a burst of
+/// big frames goes back to what small ones need.
+const KEEP_SPARE: usize = 1024 * 1024;
 
 /// Timings the reader and writer follow.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +90,10 @@ pub(crate) struct Connection {
     /// Set when the transport dropped this connection for a newer one: its end is not a
     /// loss of the peer.
     pub(crate) replaced: AtomicBool,
+    /// The most bytes that may wait in the outgoing buffer.
+    max_outbox: usize,
+    /// Set when the connection was closed because the outgoing buffer was full.
+    pub(crate) overflowed: AtomicBool,
 }
 
 impl Connection {
@@ -90,6 +104,7 @@ impl Connection {
         peer: PeerInfo,
         socket: std::net::TcpStream,
         initial: Vec<u8>,
+        max_outbox: usize,
     ) -> io::Result<Connection> {
         socket.set_nonblocking(true)?;
         let busy = !initial.is_empty();
@@ -105,6 +120,8 @@ impl Connection {
             wake_writer: Notify::new(),
             sent_recently: AtomicBool::new(busy),
             replaced: AtomicBool::new(false),
+            max_outbox,
+            overflowed: AtomicBool::new(false),
         };
         if busy {
             conn.wake_writer.notify_one();
@@ -136,6 +153,11 @@ impl Connection {
         }
         self.sent_recently.store(true, Ordering::Relaxed);
         if out.writer_busy {
+            if out.pending.len() + bytes.len() > self.max_outbox {
+                drop(out);
+                self.overflow();
+                return false;
+            }
             out.pending.extend_from_slice(bytes);
             return true;
         }
@@ -165,6 +187,17 @@ impl Connection {
             self.wake_writer.notify_one();
         }
         true
+    }
+
+    /// Closes the connection because the peer does not read what is sent to it.
+    fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        log::debug!(
+            "outgoing buffer to {} over {} bytes: closing",
+            self.peer.name,
+            self.max_outbox
+        );
+        self.close();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -237,7 +270,9 @@ impl Connection {
                     return;
                 }
                 chunk.clear();
-                spare = chunk;
+                if chunk.capacity() <= KEEP_SPARE {
+                    spare = chunk;
+                }
             }
         }
     }
@@ -250,7 +285,16 @@ impl Connection {
     /// place for the spin window (giving the core away between polls) before it sleeps.
     /// Spinning inside one poll, rather than yielding to tokio between polls, keeps the
     /// scheduler from waking an idle worker thread on every turn.
-    pub(crate) async fn run_reader(&self, node: &WeakNode, max_frame: usize, t: Timing) -> Ended {
+    /// Frames naming nodes other than the peer and this node (`me`) are dropped and
+    /// counted in `forged`.
+    pub(crate) async fn run_reader(
+        &self,
+        node: &WeakNode,
+        me: &NodeName,
+        max_frame: usize,
+        t: Timing,
+        forged: &AtomicU64,
+    ) -> Ended {
         let mut frames = FrameBuffer::new(max_frame);
         let runtime = tokio::runtime::Handle::current().metrics();
         let mut last_byte = Instant::now();
@@ -268,7 +312,7 @@ impl Connection {
                     let Some(node) = node.upgrade() else {
                         return Ended::NodeGone;
                     };
-                    if let Err(e) = self.deliver(&node, &mut frames) {
+                    if let Err(e) = self.deliver(&node, me, &mut frames, forged) {
                         return Ended::BadFrame(e);
                     }
                     drop(node);
@@ -333,11 +377,22 @@ impl Connection {
         tokio::net::TcpStream::from_std(self.raw.try_clone()?)
     }
 
-    /// Hands every complete frame to the node.
-    fn deliver(&self, node: &Node, frames: &mut FrameBuffer) -> Result<(), FrameError> {
+    /// Hands every complete frame to the node, but for forged ones.
+    fn deliver(
+        &self,
+        node: &Node,
+        me: &NodeName,
+        frames: &mut FrameBuffer,
+        forged: &AtomicU64,
+    ) -> Result<(), FrameError> {
         while let Some(frame) = frames.next_frame()? {
             if let Frame::Wire(wire) = frame {
-                node.handle_wire(&self.peer.name, self.peer.role, wire);
+                if names_bound(&wire, &self.peer.name, me) {
+                    node.handle_wire(&self.peer.name, self.peer.role, wire);
+                } else {
+                    forged.fetch_add(1, Ordering::Relaxed);
+                    log::debug!("{me}: forged frame from {} dropped", self.peer.name);
+                }
             }
         }
         Ok(())
