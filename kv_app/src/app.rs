@@ -37,6 +37,8 @@ pub struct ServerOptions {
     pub holes: HoleFilling,
     /// Whether the batchers forward to the distinguished proposer (peer 0).
     pub forwarding: Forwarding,
+    /// The largest key and value the server takes.
+    pub limits: crate::limits::Limits,
 }
 
 /// A running kv server node.
@@ -94,6 +96,7 @@ pub async fn start_server(
             move || server::Server {
                 log: srv_log.clone(),
                 waits: opts.waits,
+                limits: opts.limits,
             },
         ));
     let (st_node, st_log, st_store, st_counters) =

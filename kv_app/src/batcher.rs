@@ -158,9 +158,10 @@ impl Batcher {
         }
     }
 
-    /// The next batch of pending entries, oldest first.
+    /// The next batch of pending entries, oldest first, bounded in entries and bytes.
     fn next_batch(&mut self) -> Vec<Waiting> {
-        self.pending.take_oldest(MAX_BATCH)
+        self.pending
+            .take_oldest_within(MAX_BATCH, crate::limits::MAX_BATCH_BYTES)
     }
 
     /// Proposes the next batch here, at `max + 1`; tells local managers `Proposed` and

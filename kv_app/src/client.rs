@@ -8,6 +8,7 @@
 //! answer it asks the server to delete the reference. By default it never gives up (as
 //! the original); a deadline can be set per operation.
 
+use crate::limits::Limits;
 use crate::messages::{
     Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
 };
@@ -26,6 +27,10 @@ pub enum ClientError {
     NoClient(String),
     #[error("the client has no servers")]
     NoServers,
+    /// Over a limit: refused before anything was sent (or by the server), so it will
+    /// never take effect.
+    #[error("refused: {0}")]
+    TooLarge(#[from] crate::limits::TooLarge),
 }
 
 /// How patient the client is.
@@ -76,6 +81,7 @@ struct StopClient;
 pub struct Client {
     node: Node,
     pid: Pid,
+    limits: Limits,
 }
 
 /// Starts a client on `node` (registered as `kv_client`) that knows `servers`.
@@ -110,6 +116,7 @@ pub fn start_unregistered_at(
     Client {
         node: node.clone(),
         pid,
+        limits: Limits::default(),
     }
 }
 
@@ -119,6 +126,7 @@ pub fn on(node: &Node) -> Result<Client, ClientError> {
         .map(|pid| Client {
             node: node.clone(),
             pid,
+            limits: Limits::default(),
         })
         .ok_or_else(|| ClientError::NoClient(node.name().to_string()))
 }
@@ -168,6 +176,7 @@ impl Client {
         value: &str,
         deadline: Option<Duration>,
     ) -> Result<String, ClientError> {
+        self.limits.check(key, value)?;
         let mut me = self.node.attach();
         let tag: u64 = rand::random();
         let mref = me.monitor(&self.pid);
@@ -198,6 +207,12 @@ impl Client {
         })
         .await
         .unwrap_or(Err(ClientError::Timeout))
+    }
+
+    /// The same client, checking operations against `limits` before sending them.
+    pub fn with_limits(mut self, limits: Limits) -> Client {
+        self.limits = limits;
+        self
     }
 
     /// `Lee`: the value of `key` (`""` when never written).
@@ -282,6 +297,7 @@ enum Event {
     Taken(NodeName),
     Refused,
     Result(String),
+    TooLarge(crate::limits::TooLarge),
 }
 
 /// Sends the operation to one server after another until a result comes back.
@@ -341,6 +357,7 @@ async fn run_operation(
                 }
                 Some(Event::Taken(_)) => {}
                 Some(Event::Refused) => break,
+                Some(Event::TooLarge(e)) => return Err(ClientError::TooLarge(e)),
                 None => {
                     if give_up.is_some_and(|g| Instant::now() >= g) {
                         return Err(ClientError::Timeout);
@@ -376,6 +393,7 @@ fn classify(env: Envelope, reference: OpRef, server: &NodeName) -> Result<Option
             sender_node.unwrap_or_else(|| server.clone()),
         ))),
         Ok(RequestAnswer::Down(r)) if r == reference => Ok(Some(Event::Refused)),
+        Ok(RequestAnswer::TooLarge(r, e)) if r == reference => Ok(Some(Event::TooLarge(e))),
         Ok(_) => Ok(None),
         Err(env) => Err(env),
     }

@@ -7,6 +7,7 @@ pub mod batcher;
 pub mod client;
 pub mod control;
 pub mod db_manager;
+pub mod limits;
 pub mod messages;
 pub mod operation;
 pub mod ops;
@@ -26,3 +27,4 @@ pub type Log = paxos_app::Paxos<Batch>;
 
 pub use app::{KvServer, NodeStatus, ServerOptions, start_server};
 pub use client::{Client, ClientError, ClientTimeouts};
+pub use limits::{Limits, TooLarge};

@@ -18,13 +18,17 @@ pub enum NoCalls {}
 pub(crate) struct Server {
     pub(crate) log: Log,
     pub(crate) waits: Waits,
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl Server {
     /// `{Operación, Clave, IPCliente, Referencia}`.
     fn request(&self, ctx: &Process, Request { op, client }: Request) {
         let reference = op.reference;
-        if self.log.alive() {
+        if let Err(e) = self.limits.check(&op.key, &op.value) {
+            log::debug!("kv_server: {reference:?} refused: {e}");
+            ctx.send(&client, RequestAnswer::TooLarge(reference, e));
+        } else if self.log.alive() {
             ctx.send(&client, RequestAnswer::Ok(reference));
             let (log, waits) = (self.log.clone(), self.waits);
             ctx.spawn(move |m| operation::run(m, log, LogEntry::Op(op), Some(client), waits));

@@ -97,12 +97,11 @@ pub async fn probe(server: &Endpoint, cookie: &str) -> Reachability {
             Ok(Err(e)) => return Reachability::Unreachable(e.to_string()),
             Err(_) => return Reachability::Unreachable("timed out connecting".into()),
         };
-    let me = Identity {
-        name: NodeName::new(format!("probe-{:08x}@127.0.0.1", rand::random::<u32>())),
-        role: NodeRole::Client,
-        listen: None,
-        instance: rand::random(),
-    };
+    let me = Identity::new(
+        format!("probe-{:08x}@127.0.0.1", rand::random::<u32>()),
+        NodeRole::Client,
+        runtime::pid::next_creation(),
+    );
     let expected = NodeName::new(&server.name);
     let dialed = handshake::dial(&mut stream, &me, cookie.as_bytes(), Some(&expected));
     match tokio::time::timeout(HANDSHAKE_LIMIT, dialed).await {
