@@ -91,10 +91,14 @@ async fn a_node_with_another_member_list_is_refused_with_one_clear_error_on_both
     .await;
     ta.add_peer(b, tb.local_addr().expect("listening"));
     na.send(None, ("inbox", nb.name().clone()), Note(1));
-    let (why_a, why_b) =
-        tokio::time::timeout(WAIT, async { tokio::join!(ta.refused(), tb.refused()) })
-            .await
-            .expect("both sides refuse");
+    eventually("both sides refuse", || {
+        ta.last_rejection().is_some() && tb.last_rejection().is_some()
+    })
+    .await;
+    let (why_a, why_b) = (
+        ta.last_rejection().unwrap_or_default(),
+        tb.last_rejection().unwrap_or_default(),
+    );
     for why in [&why_a, &why_b] {
         assert!(why.contains("another member list"), "{why}");
         assert!(why.contains("start every node with the same list"), "{why}");

@@ -40,11 +40,32 @@ impl Complaints {
     /// Logs `detail()` as a warning for `cause`, unless a line of the same cause was
     /// logged less than an interval ago (then it is only counted).
     pub(crate) fn warn(&self, me: &NodeName, cause: &'static str, detail: impl FnOnce() -> String) {
-        self.warn_at(clock::now(), me, cause, detail)
+        self.report(log::Level::Warn, clock::now(), me, cause, detail)
+    }
+
+    /// As [`warn`](Self::warn), at the error level: the operator must act.
+    pub(crate) fn error(
+        &self,
+        me: &NodeName,
+        cause: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.report(log::Level::Error, clock::now(), me, cause, detail)
     }
 
     fn warn_at(
         &self,
+        now: Instant,
+        me: &NodeName,
+        cause: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.report(log::Level::Warn, now, me, cause, detail)
+    }
+
+    fn report(
+        &self,
+        level: log::Level,
         now: Instant,
         me: &NodeName,
         cause: &'static str,
@@ -78,9 +99,10 @@ impl Complaints {
         };
         self.logged.fetch_add(1, Ordering::Relaxed);
         if held == 0 {
-            log::warn!("{me}: {}", detail());
+            log::log!(level, "{me}: {}", detail());
         } else {
-            log::warn!(
+            log::log!(
+                level,
                 "{me}: {} (and {held} more {cause} since the last such line)",
                 detail()
             );

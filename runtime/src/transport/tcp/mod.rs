@@ -138,6 +138,8 @@ struct Inner {
     /// Why this node was refused by its cluster, once it was (see
     /// [`TcpTransport::refused`]).
     refused: tokio::sync::watch::Sender<Option<String>>,
+    /// The last refusal after a proof, either way (see [`TcpTransport::last_rejection`]).
+    last_rejection: Mutex<Option<String>>,
     tuning: Tuning,
     node: WeakNode,
     runtime: tokio::runtime::Handle,
@@ -253,6 +255,7 @@ impl TcpTransport {
             complaints: Complaints::new(tuning.warn_interval),
             counters: Counters::default(),
             refused: tokio::sync::watch::Sender::new(None),
+            last_rejection: Mutex::new(None),
             tuning,
             node: node.downgrade(),
             runtime,
@@ -334,9 +337,15 @@ impl TcpTransport {
         }
     }
 
-    /// Waits until the cluster refuses this node for good (another member list, or a
-    /// restart without its state under a name the members remember) and says why, with
-    /// what the operator should do. A node should stop then: it cannot take part.
+    /// The last connection refused after both sides proved the cookie (another member
+    /// list, a restart without state), by this node or its peer, explained.
+    pub fn last_rejection(&self) -> Option<String> {
+        self.inner.last_rejection.lock().clone()
+    }
+
+    /// Waits until the cluster refuses this node for good (a restart without its state
+    /// under a name the members remember) and says why, with what the operator should
+    /// do. A node should stop then: it cannot take part.
     pub async fn refused(&self) -> String {
         let mut rx = self.inner.refused.subscribe();
         loop {
@@ -578,8 +587,11 @@ impl Inner {
             ),
             other => format!("{} ({addr}): {other}", peer.name),
         };
-        let fatal = by_peer || reason == Refusal::Membership;
-        if fatal {
+        *self.last_rejection.lock() = Some(text.clone());
+        // Only a restart refused by a member is this node's own fault for sure: a list
+        // mismatch may be either side's, and stopping for it would let one misconfigured
+        // node stop a healthy cluster.
+        if by_peer && reason == Refusal::Restarted {
             log::error!("{me}: refused by the cluster: {text}");
             self.refused.send_if_modified(|slot| {
                 if slot.is_none() {
@@ -590,8 +602,12 @@ impl Inner {
                 }
             });
         } else {
+            let cause = match reason {
+                Refusal::Membership => "member list mismatches",
+                _ => "refused peers",
+            };
             self.complaints
-                .warn(me, "refused peers", || format!("refused {text}"));
+                .error(me, cause, || format!("refused: {text}"));
         }
         Some(text)
     }
