@@ -9,6 +9,7 @@
 
 use super::connection::{Connection, PeerInfo};
 use super::handshake::{self, Authenticated, HandshakeError, Refusal};
+use super::tls::Secured;
 use super::{Entry, Inner};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,28 +122,32 @@ impl Inner {
         decision
     }
 
-    async fn accepted(
-        self: Arc<Self>,
-        mut stream: TcpStream,
-        addr: SocketAddr,
-        slot: HandshakeSlot,
-    ) {
+    async fn accepted(self: Arc<Self>, stream: TcpStream, addr: SocketAddr, slot: HandshakeSlot) {
         let _ = stream.set_nodelay(true);
         let judge = |peer: &handshake::Hello| self.judge(peer);
-        let outcome = tokio::time::timeout(
-            self.tuning.handshake_timeout,
-            handshake::accept_judged(&mut stream, &self.me, &self.cookie, &judge),
-        )
+        let outcome = tokio::time::timeout(self.tuning.handshake_timeout, async {
+            let mut secured = match &self.tls {
+                Some(tls) => tls
+                    .accept(stream)
+                    .await
+                    .map_err(|e| HandshakeError::Tls(e.to_string()))?,
+                None => Secured::Plain(stream),
+            };
+            let auth =
+                handshake::accept_judged(&mut secured, &self.me, &self.cookie, &judge).await?;
+            Ok::<_, HandshakeError>((secured, auth))
+        })
         .await;
         drop(slot);
         let me = &self.me.name;
-        let auth = match outcome {
-            Ok(Ok(auth)) => auth,
+        let (secured, auth) = match outcome {
+            Ok(Ok(done)) => done,
             Ok(Err(e)) => {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 if self.explain_rejection(addr, &e).is_none() {
                     let cause = match e {
                         HandshakeError::WrongCookie => "wrong cookies",
+                        HandshakeError::Tls(_) => "failed TLS handshakes",
                         _ => "failed handshakes",
                     };
                     self.complaints.warn(me, cause, || {
@@ -159,15 +164,16 @@ impl Inner {
                 return;
             }
         };
-        self.keep_or_refuse(stream, addr, auth).await;
+        self.keep_or_refuse(secured, addr, auth).await;
     }
 
     async fn keep_or_refuse(
         self: &Arc<Self>,
-        stream: TcpStream,
+        secured: Secured,
         addr: SocketAddr,
         auth: Authenticated,
     ) {
+        let (stream, tls) = secured.into_parts();
         // The peer proved the cookie: its name may now be interned.
         let peer = auth.peer.node_name();
         let welcome = match auth.welcome_frame() {
@@ -187,7 +193,7 @@ impl Inner {
         };
         let conn = match stream
             .into_std()
-            .and_then(|s| Connection::new(self.next_id(), info, s, welcome, self.max_outbox))
+            .and_then(|s| Connection::new(self.next_id(), info, s, welcome, self.max_outbox, tls))
         {
             Ok(c) => Arc::new(c),
             Err(e) => {
@@ -205,9 +211,11 @@ impl Inner {
                 conn.replaced.store(true, Ordering::Relaxed);
                 // No writer runs for it: the Welcome stays queued and is never written.
                 if let Ok(bytes) = handshake::refusal_frame(why) {
-                    let _ =
-                        tokio::time::timeout(self.tuning.handshake_timeout, conn.write_all(&bytes))
-                            .await;
+                    let _ = tokio::time::timeout(
+                        self.tuning.handshake_timeout,
+                        conn.write_sealed(&bytes),
+                    )
+                    .await;
                 }
                 conn.close();
             }

@@ -53,6 +53,7 @@ impl Complaints {
         self.report(log::Level::Error, clock::now(), me, cause, detail)
     }
 
+    #[cfg(test)]
     fn warn_at(
         &self,
         now: Instant,

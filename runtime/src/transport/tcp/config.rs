@@ -31,6 +31,8 @@ pub struct TcpConfig {
     pub max_outbox: usize,
     /// The most incoming connections in the handshake at once; more are closed at once.
     pub max_handshakes: usize,
+    /// TLS for every connection, both ways, when set; the cookie handshake runs inside.
+    pub tls: Option<super::tls::TlsSettings>,
 }
 
 /// The default [`TcpConfig::max_outbox`]: 64 MiB.
@@ -50,6 +52,7 @@ impl TcpConfig {
             recovered: false,
             max_outbox: DEFAULT_MAX_OUTBOX,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            tls: None,
         }
     }
 

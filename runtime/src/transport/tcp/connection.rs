@@ -14,6 +14,7 @@
 
 use super::binding::names_bound;
 use super::frame::{Frame, FrameBuffer, FrameError};
+use super::tls::Session;
 use crate::faults::NodeRole;
 use crate::node::{Node, WeakNode};
 use crate::pid::NodeName;
@@ -94,6 +95,9 @@ pub(crate) struct Connection {
     max_outbox: usize,
     /// Set when the connection was closed because the outgoing buffer was full.
     pub(crate) overflowed: AtomicBool,
+    /// The TLS session, when the connection runs under TLS: every byte written is sealed
+    /// by it (under the outbox lock, so in order) and every byte read opened.
+    tls: Option<Session>,
 }
 
 impl Connection {
@@ -105,8 +109,14 @@ impl Connection {
         socket: std::net::TcpStream,
         initial: Vec<u8>,
         max_outbox: usize,
+        tls: Option<rustls::Connection>,
     ) -> io::Result<Connection> {
         socket.set_nonblocking(true)?;
+        let tls = tls.map(Session::new);
+        let initial = match &tls {
+            Some(t) if !initial.is_empty() => t.seal(&initial)?,
+            _ => initial,
+        };
         let busy = !initial.is_empty();
         let conn = Connection {
             id,
@@ -122,6 +132,7 @@ impl Connection {
             replaced: AtomicBool::new(false),
             max_outbox,
             overflowed: AtomicBool::new(false),
+            tls,
         };
         if busy {
             conn.wake_writer.notify_one();
@@ -136,7 +147,18 @@ impl Connection {
             return;
         }
         let mut out = self.out.lock();
-        out.pending.extend_from_slice(bytes);
+        match &self.tls {
+            Some(t) => match t.seal(bytes) {
+                Ok(sealed) => out.pending.extend_from_slice(&sealed),
+                Err(e) => {
+                    log::debug!("sealing for {} failed: {e}", self.peer.name);
+                    drop(out);
+                    self.close();
+                    return;
+                }
+            },
+            None => out.pending.extend_from_slice(bytes),
+        }
         if !out.writer_busy {
             out.writer_busy = true;
             drop(out);
@@ -151,6 +173,22 @@ impl Connection {
         if out.closed {
             return false;
         }
+        let sealed;
+        let bytes = match &self.tls {
+            Some(t) => match t.seal(bytes) {
+                Ok(s) => {
+                    sealed = s;
+                    &sealed[..]
+                }
+                Err(e) => {
+                    log::debug!("sealing for {} failed: {e}", self.peer.name);
+                    drop(out);
+                    self.close();
+                    return false;
+                }
+            },
+            None => bytes,
+        };
         self.sent_recently.store(true, Ordering::Relaxed);
         if out.writer_busy {
             if out.pending.len() + bytes.len() > self.max_outbox {
@@ -219,7 +257,19 @@ impl Connection {
         self.wake_writer.notify_one();
     }
 
-    /// Writes all of `data`, waiting for the socket when it is full.
+    /// Writes all of `data` (sealed under TLS), waiting for the socket when it is full.
+    /// Only for a connection no writer task serves.
+    pub(crate) async fn write_sealed(&self, data: &[u8]) -> io::Result<()> {
+        match &self.tls {
+            Some(t) => {
+                let sealed = t.seal(data)?;
+                self.write_all(&sealed).await
+            }
+            None => self.write_all(data).await,
+        }
+    }
+
+    /// Writes all of `data` as it is, waiting for the socket when it is full.
     pub(crate) async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             match (&self.raw).write(data) {
@@ -296,16 +346,40 @@ impl Connection {
         forged: &AtomicU64,
     ) -> Ended {
         let mut frames = FrameBuffer::new(max_frame);
+        // Under TLS, socket bytes are read here and opened into `frames`.
+        let mut cipher = vec![0u8; if self.tls.is_some() { 64 * 1024 } else { 0 }];
+        if let Some(node) = node.upgrade()
+            && let Some(t) = &self.tls
+        {
+            let opened = t
+                .open(&[], &mut |plain| feed(&mut frames, plain))
+                .and_then(|_| self.deliver(&node, me, &mut frames, forged));
+            if let Err(e) = opened {
+                return Ended::BadFrame(e);
+            }
+        }
         let runtime = tokio::runtime::Handle::current().metrics();
         let mut last_byte = Instant::now();
         // Whether the tasks this reader woke have had their turn.
         let mut yielded = true;
         loop {
             let spin_until = yielded.then(|| Instant::now() + t.spin);
-            match self.read_some(frames.spare(), spin_until, &runtime) {
+            let buf = if self.tls.is_some() {
+                &mut cipher[..]
+            } else {
+                frames.spare()
+            };
+            match self.read_some(buf, spin_until, &runtime) {
                 Ok(Some(0)) => return Ended::Eof,
                 Ok(Some(n)) => {
-                    frames.filled(n);
+                    let mut tls_closed = false;
+                    match &self.tls {
+                        Some(t) => match t.open(&cipher[..n], &mut |p| feed(&mut frames, p)) {
+                            Ok(open) => tls_closed = !open,
+                            Err(e) => return Ended::BadFrame(e),
+                        },
+                        None => frames.filled(n),
+                    }
                     last_byte = Instant::now();
                     // Upgraded on every read, ticks included, so that a reader whose
                     // node was dropped stops even if only ticks arrive.
@@ -316,6 +390,9 @@ impl Connection {
                         return Ended::BadFrame(e);
                     }
                     drop(node);
+                    if tls_closed {
+                        return Ended::Eof;
+                    }
                     yielded = false;
                     // Let other tasks run when a peer keeps the socket full.
                     tokio::task::consume_budget().await;
@@ -396,5 +473,16 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+/// Copies opened bytes into the frame buffer.
+fn feed(frames: &mut FrameBuffer, mut plain: &[u8]) {
+    while !plain.is_empty() {
+        let spare = frames.spare();
+        let n = spare.len().min(plain.len());
+        spare[..n].copy_from_slice(&plain[..n]);
+        frames.filled(n);
+        plain = &plain[n..];
     }
 }

@@ -5,6 +5,7 @@
 
 use super::connection::{Connection, PeerInfo};
 use super::handshake::{self, HandshakeError, Refusal};
+use super::tls::Secured;
 use super::{Entry, Inner, frame};
 use crate::pid::NodeName;
 use std::io;
@@ -62,8 +63,8 @@ impl Inner {
         &self,
         peer: &NodeName,
         addr: SocketAddr,
-    ) -> Result<(TcpStream, handshake::Dialed), DialError> {
-        let mut stream =
+    ) -> Result<(Secured, handshake::Dialed), DialError> {
+        let stream =
             match tokio::time::timeout(self.tuning.connect_timeout, TcpStream::connect(addr)).await
             {
                 Ok(Ok(s)) => s,
@@ -72,13 +73,21 @@ impl Inner {
             };
         let _ = stream.set_nodelay(true);
         let judge = |hello: &handshake::Hello| self.judge(hello);
-        match tokio::time::timeout(
-            self.tuning.handshake_timeout,
-            handshake::dial_judged(&mut stream, &self.me, &self.cookie, Some(peer), &judge),
-        )
-        .await
-        {
-            Ok(Ok(dialed)) => Ok((stream, dialed)),
+        let handshake = async {
+            let mut secured = match &self.tls {
+                Some(tls) => tls
+                    .connect(stream, addr)
+                    .await
+                    .map_err(|e| HandshakeError::Tls(e.to_string()))?,
+                None => Secured::Plain(stream),
+            };
+            let dialed =
+                handshake::dial_judged(&mut secured, &self.me, &self.cookie, Some(peer), &judge)
+                    .await?;
+            Ok::<_, HandshakeError>((secured, dialed))
+        };
+        match tokio::time::timeout(self.tuning.handshake_timeout, handshake).await {
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(DialError::Handshake(e)),
             Err(_) => Err(DialError::Timeout("in the handshake")),
         }
@@ -89,9 +98,10 @@ impl Inner {
         peer: NodeName,
         addr: SocketAddr,
         attempt: u64,
-        stream: TcpStream,
+        secured: Secured,
         dialed: handshake::Dialed,
     ) {
+        let (stream, tls) = secured.into_parts();
         let hello = dialed.peer;
         let info = PeerInfo {
             name: peer.clone(),
@@ -101,10 +111,9 @@ impl Inner {
             addr,
             dialed_by_me: true,
         };
-        let conn = match stream
-            .into_std()
-            .and_then(|s| Connection::new(self.next_id(), info, s, Vec::new(), self.max_outbox))
-        {
+        let conn = match stream.into_std().and_then(|s| {
+            Connection::new(self.next_id(), info, s, Vec::new(), self.max_outbox, tls)
+        }) {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 self.dial_failed(&peer, addr, attempt, DialError::Connect(e));

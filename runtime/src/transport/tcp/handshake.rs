@@ -152,6 +152,10 @@ pub enum HandshakeError {
     Unexpected(&'static str),
     #[error("the cookie cannot key an HMAC")]
     BadCookie,
+    /// TLS could not be opened (a certificate not signed by the CA, none where one is
+    /// required, a name that does not match, or no TLS on the other side).
+    #[error("TLS failed: {0}")]
+    Tls(String),
 }
 
 /// Who this node is, as told in its `Hello`, and the secret behind its tokens.

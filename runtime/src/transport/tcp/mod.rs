@@ -6,6 +6,7 @@
 //! - [`handshake`]: the cookie check, HMAC-SHA256 challenge-response both ways, the
 //!   member-list digest and the incarnation (creation number and token).
 //! - `binding`: a connection speaks only for the node that proved itself on it.
+//! - [`tls`]: TLS (rustls) under the cookie handshake, certificates from files.
 //! - `complaints`: rate-limited warnings about bad connections.
 //! - `connection`: one live connection: direct writes from the sender when nothing is
 //!   waiting, a writer task for the rest and for heartbeat ticks, a reader task that
@@ -64,6 +65,7 @@ mod connection;
 mod dial;
 pub mod frame;
 pub mod handshake;
+pub mod tls;
 
 use self::complaints::Complaints;
 use self::connection::{Connection, Ended, Timing};
@@ -126,6 +128,7 @@ struct Inner {
     max_frame: usize,
     max_outbox: usize,
     max_handshakes: usize,
+    tls: Option<tls::TlsSettings>,
     /// The member list, when one was given.
     members: Option<HashSet<NodeName>>,
     /// The incarnation last seen of each member: a member back with another one and no
@@ -249,6 +252,7 @@ impl TcpTransport {
             max_frame: cfg.max_frame,
             max_outbox: cfg.max_outbox,
             max_handshakes: cfg.max_handshakes,
+            tls: cfg.tls,
             members: cfg.members.map(|m| m.into_iter().collect()),
             seen: Mutex::new(HashMap::new()),
             handshakes: AtomicUsize::new(0),
