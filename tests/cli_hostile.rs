@@ -1,7 +1,8 @@
 //! Careless operators and oversized input through the command line: killing `node_sup`
 //! stops the node, a node started with another member list is refused with one clear
 //! error on both sides, oversized values are refused at once by the client and by the
-//! server, and the cookie comes from a file.
+//! server, the cookie comes from a file, and TLS between node processes refuses a
+//! client whose certificate another CA signed.
 
 mod cli_support;
 
@@ -222,4 +223,93 @@ fn the_cookie_comes_from_a_file_and_the_flag_warns() {
         "{}",
         out.stderr
     );
+}
+
+/// Writes a CA certificate and, per name, a certificate for 127.0.0.1 signed by it with
+/// its key: `dir/{name}.crt`, `dir/{name}.key`, `dir/ca.crt`.
+fn make_certs(dir: &Path, ca_file: &str, names: &[&str]) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca = rcgen::CertifiedIssuer::self_signed(params, ca_key).expect("CA");
+    std::fs::write(dir.join(ca_file), ca.pem()).expect("write CA");
+    for name in names {
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &ca).expect("signed");
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).expect("write cert");
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write key");
+    }
+}
+
+#[test]
+fn tls_between_node_processes_refuses_a_certificate_from_another_ca() {
+    let dir = TempDir::new("tls");
+    make_certs(&dir.0, "ca.crt", &["s1", "s2", "good"]);
+    make_certs(&dir.0, "other-ca.crt", &["bad"]);
+    let file = |f: &str| dir.0.join(f).to_string_lossy().to_string();
+    let tls = |who: &str| {
+        vec![
+            "--tls-cert".to_string(),
+            file(&format!("{who}.crt")),
+            "--tls-key".to_string(),
+            file(&format!("{who}.key")),
+            "--tls-ca".to_string(),
+            file("ca.crt"),
+        ]
+    };
+    let cookie = unique_cookie("tls");
+    let env = [("PAXOSKV_COOKIE", cookie.as_str()), ("RUST_LOG", "warn")];
+    let ports = free_ports(2);
+    let members: Vec<(String, u16)> = ["s1", "s2"]
+        .iter()
+        .map(|n| n.to_string())
+        .zip(ports)
+        .collect();
+    let peers = endpoints(&members);
+    let mut nodes: Vec<Proc> = members
+        .iter()
+        .map(|(name, port)| {
+            let listen = format!("127.0.0.1:{port}");
+            let mut args: Vec<String> = [
+                "node", "--name", name, "--listen", &listen, "--peers", &peers,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(tls(name));
+            args.push("--tls-require-client-cert".into());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Proc::spawn_logging(&args, &env, &dir.0.join(format!("{name}.log")))
+        })
+        .collect();
+    for node in &mut nodes {
+        node.wait_for_line(READY_WITHIN, |l| l.starts_with("ready"));
+    }
+    let client = |who: &str, op: &[&str]| {
+        let mut args: Vec<String> = ["client", "--servers", &peers, "--timeout", "5"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(tls(who));
+        args.extend(op.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_with(&args, None, OP, &env)
+    };
+    assert_eq!(client("good", &["write", "k", "over tls"]).ok(), "over tls");
+    assert_eq!(client("good", &["read", "k"]).ok(), "over tls");
+    // Without TLS, and with a certificate from another CA: nothing gets through.
+    let plain = run_with(
+        &["client", "--servers", &peers, "--timeout", "3", "read", "k"],
+        None,
+        OP,
+        &env,
+    );
+    assert_ne!(plain.code(), 0, "{}", plain.stdout);
+    let bad = client("bad", &["write", "k", "intruder"]);
+    assert_ne!(bad.code(), 0, "{}", bad.stdout);
+    assert!(bad.stderr.contains("TLS"), "{}", bad.stderr);
+    let log = read(&dir.0.join("s1.log")) + &read(&dir.0.join("s2.log"));
+    assert!(log.contains("TLS failed"), "{log}");
+    assert_eq!(client("good", &["read", "k"]).ok(), "over tls");
 }

@@ -84,6 +84,45 @@ pub struct CookieArg {
     pub cookie_file: Option<std::path::PathBuf>,
 }
 
+/// TLS between machines: every connection of the command (to and from its nodes) runs
+/// under TLS with these files; the cookie handshake runs inside.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// This node's or client's certificate chain (PEM); turns TLS on. Its subject
+    /// alternative names must hold the IP address peers dial.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The CA certificates that sign the peers' certificates (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Mutual authentication: a listening node accepts only peers and clients whose
+    /// certificate the CA signed.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_require_client_cert: bool,
+}
+
+impl TlsArgs {
+    /// The TLS settings, read from the files; `None` without --tls-cert.
+    pub fn settings(&self) -> Result<Option<runtime::transport::tcp::tls::TlsSettings>, String> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca)
+        else {
+            return Ok(None);
+        };
+        let files = runtime::transport::tcp::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+            require_client_cert: self.tls_require_client_cert,
+        };
+        runtime::transport::tcp::tls::TlsSettings::from_files(&files)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Limits on what one operation may carry.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct LimitArgs {
@@ -122,6 +161,8 @@ pub struct ClusterArgs {
     #[command(flatten)]
     pub cookie: CookieArg,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
     /// Opens the shell even when stdin is not a terminal (reads commands line by line).
     #[arg(long, conflicts_with = "no_shell")]
@@ -146,6 +187,8 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub cookie: CookieArg,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 
@@ -157,6 +200,8 @@ pub struct ClientArgs {
     pub servers: Vec<Endpoint>,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Give up on an operation after this many seconds.
@@ -202,6 +247,8 @@ pub struct CtlArgs {
     pub node: Endpoint,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Give up after this many seconds without an answer.
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Duration,
@@ -251,6 +298,8 @@ pub struct BenchArgs {
     pub servers: Vec<Endpoint>,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Concurrent clients, each one operation at a time.
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]

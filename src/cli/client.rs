@@ -32,6 +32,7 @@ pub async fn run(args: ClientArgs) -> Result<(), CliError> {
     connect::check_distinct(&args.servers)?;
     let limits = args.limits.limits().map_err(CliError::BadInput)?;
     let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let node = connect::client_node(&cookie, &args.servers).await?;
     let client = client::start(
         &node,

@@ -19,6 +19,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
     let layout = layout(args.nodes, args.base_port)?;
     let limits = args.limits.limits().map_err(CliError::BadInput)?;
     let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
     let mut members: Vec<Member> = Vec::with_capacity(layout.len());

@@ -21,6 +21,7 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     let others = other_peers(&name, args.listen, &args.peers)?;
     let limits = args.limits.limits().map_err(CliError::BadInput)?;
     let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
     let started = start_server(&name, args.listen, &others, &cookie, limits).await?;
@@ -113,12 +114,15 @@ pub async fn start_server(
         .map(|p| NodeName::new(&p.name))
         .chain(std::iter::once(NodeName::new(name)))
         .collect();
-    let cfg = others.iter().fold(
-        TcpConfig::new(cookie)
+    let base = TcpConfig {
+        tls: connect::tls(),
+        ..TcpConfig::new(cookie)
             .listen(listen)
-            .members(peers.iter().cloned()),
-        |cfg, p| cfg.peer(p.name.as_str(), p.addr),
-    );
+            .members(peers.iter().cloned())
+    };
+    let cfg = others
+        .iter()
+        .fold(base, |cfg, p| cfg.peer(p.name.as_str(), p.addr));
     let (node, transport) = TcpTransport::start(name, NodeRole::Server, cfg)
         .await
         .map_err(|e| failed(e.to_string()))?;

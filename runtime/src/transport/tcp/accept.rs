@@ -133,8 +133,9 @@ impl Inner {
                     .map_err(|e| HandshakeError::Tls(e.to_string()))?,
                 None => Secured::Plain(stream),
             };
-            let auth =
-                handshake::accept_judged(&mut secured, &self.me, &self.cookie, &judge).await?;
+            let auth = handshake::accept_judged(&mut secured, &self.me, &self.cookie, &judge)
+                .await
+                .map_err(super::tls::tls_failure)?;
             Ok::<_, HandshakeError>((secured, auth))
         })
         .await;

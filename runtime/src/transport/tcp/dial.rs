@@ -83,7 +83,8 @@ impl Inner {
             };
             let dialed =
                 handshake::dial_judged(&mut secured, &self.me, &self.cookie, Some(peer), &judge)
-                    .await?;
+                    .await
+                    .map_err(super::tls::tls_failure)?;
             Ok::<_, HandshakeError>((secured, dialed))
         };
         match tokio::time::timeout(self.tuning.handshake_timeout, handshake).await {

@@ -125,7 +125,7 @@ impl TlsSettings {
     }
 
     /// Opens TLS as the dialer towards `addr`'s IP.
-    pub(crate) async fn connect(
+    pub async fn connect(
         &self,
         stream: TcpStream,
         addr: std::net::SocketAddr,
@@ -144,15 +144,33 @@ impl TlsSettings {
     }
 }
 
+/// Names a handshake failure that TLS caused as such: under TLS 1.3 a dialer learns
+/// that the listener refused its certificate only from an alert read during the cookie
+/// handshake.
+pub fn tls_failure(e: super::handshake::HandshakeError) -> super::handshake::HandshakeError {
+    use super::frame::FrameError;
+    use super::handshake::HandshakeError;
+    match e {
+        HandshakeError::Frame(FrameError::Io(io))
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            HandshakeError::Tls(io.to_string())
+        }
+        other => other,
+    }
+}
+
 /// A connection during the handshake: plain, or inside TLS.
-pub(crate) enum Secured {
+pub enum Secured {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
 impl Secured {
     /// The socket and, under TLS, the session state to go on with.
-    pub(crate) fn into_parts(self) -> (TcpStream, Option<rustls::Connection>) {
+    pub fn into_parts(self) -> (TcpStream, Option<rustls::Connection>) {
         match self {
             Secured::Plain(s) => (s, None),
             Secured::Tls(tls) => match *tls {
