@@ -64,6 +64,7 @@ mod config;
 mod connection;
 mod dial;
 pub mod frame;
+pub mod fuzzing;
 pub mod handshake;
 pub mod tls;
 
