@@ -136,7 +136,6 @@ async fn three_concurrent_near_limit_writes_over_tcp_all_complete() {
         ask: Duration::from_secs(5),
         result: Duration::from_secs(10),
         longest_result: Duration::from_secs(20),
-        ..ClientTimeouts::default()
     };
     let writes: Vec<_> = (0..3)
         .map(|i| {
