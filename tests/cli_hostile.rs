@@ -153,8 +153,8 @@ fn oversized_values_are_refused_at_once_by_the_client_and_by_the_server() {
         "{}",
         out.stderr
     );
-    // Through --pipe, over the default limit of 1 MiB: refused by the client...
-    let big = "v".repeat(1024 * 1024 + 1);
+    // Through --pipe, over the default limit of 2 MiB: refused by the client...
+    let big = "v".repeat(2 * 1024 * 1024 + 1);
     let line = format!("write big {big}\n");
     let pipe = |extra: &[&str]| {
         let mut args = vec!["client", "--servers", &all, "--pipe"];
@@ -163,14 +163,14 @@ fn oversized_values_are_refused_at_once_by_the_client_and_by_the_server() {
     };
     let out = pipe(&[]);
     assert!(
-        out.stdout.contains("over the limit of 1048576 bytes"),
+        out.stdout.contains("over the limit of 2097152 bytes"),
         "{}",
         out.stderr
     );
     // ...and, from a client that allows more, by the server.
-    let out = pipe(&["--max-value", "4000000"]);
+    let out = pipe(&["--max-value", "8000000"]);
     assert!(
-        out.stdout.contains("over the limit of 1048576 bytes"),
+        out.stdout.contains("over the limit of 2097152 bytes"),
         "{}",
         out.stderr
     );

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 /// The default largest key, in bytes.
 pub const DEFAULT_MAX_KEY: usize = 4 * 1024;
 /// The default largest value, in bytes: well under the transport's 16 MiB frame limit,
-/// with room for a batch of several.
-pub const DEFAULT_MAX_VALUE: usize = 1024 * 1024;
+/// and above the 1 MB values of the MIT kvpaxos tests.
+pub const DEFAULT_MAX_VALUE: usize = 2 * 1024 * 1024;
 /// The most bytes of entries in one batch (a batch of one larger entry still goes
 /// alone), beside [`crate::batcher::MAX_BATCH`] entries.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;

@@ -29,7 +29,8 @@ async fn an_oversized_value_is_refused_at_once_by_the_client_and_by_the_server()
         other => panic!("expected a value-too-large refusal, got {other:?}"),
     }
     let text = refused.unwrap_err().to_string();
-    assert!(text.contains("over the limit of 1048576 bytes"), "{text}");
+    let limit = format!("over the limit of {DEFAULT_MAX_VALUE} bytes");
+    assert!(text.contains(&limit), "{text}");
     assert!(!text.contains("may still take effect"), "{text}");
     // Nothing reached a server.
     let sent_after: u64 = (0..3).map(|i| c.node(i).stats().received).sum();
@@ -83,8 +84,8 @@ async fn three_concurrent_near_limit_writes_over_tcp_all_complete() {
     let _ = env_logger::builder().is_test(true).try_init();
     // Values of 5 MiB: three in one batch would be over the 16 MiB frame limit; the
     // batch byte bound sends them in separate instances. An unoptimised build moves
-    // megabytes too slowly for a loaded machine's heartbeats: it writes the default
-    // limit's 1 MiB values instead.
+    // megabytes too slowly for a loaded machine's heartbeats: it writes 1 MiB values
+    // instead.
     let mib = if cfg!(debug_assertions) { 1 } else { 5 };
     let limits = Limits {
         max_value: mib * 1024 * 1024,
