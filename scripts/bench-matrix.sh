@@ -65,6 +65,8 @@ DURATION=${DURATION:-10}
 KEYS=${KEYS:-10000}
 VALUE_SIZE=${VALUE_SIZE:-16}
 COOKIE=${COOKIE:-benchmatrix}
+# The cookie goes in the environment, never argv (ps shows argv to every user).
+export PAXOSKV_COOKIE=$COOKIE
 PAXOSKV=${PAXOSKV:-target/release/paxoskv}
 PAXOS=${PAXOS:-distinguished}
 OUTDIR=$(dirname "$OUT")
@@ -114,7 +116,7 @@ start_nodes() { # N: starts s1..sN, waits for each to print "ready"; sets SERVER
   for i in $(seq 1 "$n"); do peers+="${peers:+,}s$i=127.0.0.1:${ports[$((i-1))]}"; done
   for i in $(seq 1 "$n"); do
     "$PAXOSKV" node --name "s$i" --listen "127.0.0.1:${ports[$((i-1))]}" --peers "$peers" \
-      --cookie "$COOKIE" --paxos "$PAXOS" > "$RUNDIR/s$i.out" 2> "$RUNDIR/s$i.log" &
+      --paxos "$PAXOS" > "$RUNDIR/s$i.out" 2> "$RUNDIR/s$i.log" &
     NODE_PIDS+=("$!")
   done
   deadline=$(( $(date +%s) + 30 ))
@@ -142,7 +144,7 @@ for n in $NODES; do
         IFS=, read -r -a parts <<< "$SERVERS"
         order=$(IFS=,; echo "${parts[*]:$FIRST},${parts[*]:0:$FIRST}")
       fi
-      json=$("$PAXOSKV" bench --servers "$order" --cookie "$COOKIE" --clients "$c" \
+      json=$("$PAXOSKV" bench --servers "$order" --clients "$c" \
         --duration "$DURATION" --read-ratio "$ratio" --keys "$KEYS" --value-size "$VALUE_SIZE" \
         --json --latencies "$lat")
       read -r hb1 ht1 < <(host_ticks); s1=$(node_ticks)

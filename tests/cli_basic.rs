@@ -239,33 +239,20 @@ fn bad_input_gets_one_line_on_stderr_and_the_nodes_keep_serving() {
     assert_one_line_failure(&c.client(&all, &["delete", "k"], within), "delete");
     assert_one_line_failure(&c.client(&all, &[], within), "missing operation");
     assert_one_line_failure(
-        &run(
-            &[
-                "ctl",
-                "--node",
-                &c.some(&[1]),
-                "--cookie",
-                cookie,
-                "frobnicate",
-            ],
+        &run_with(
+            &["ctl", "--node", &c.some(&[1]), "frobnicate"],
             None,
             within,
+            &[("PAXOSKV_COOKIE", cookie)],
         ),
         "frobnicate",
     );
     assert_one_line_failure(
-        &run(
-            &[
-                "ctl",
-                "--node",
-                &c.some(&[1]),
-                "--cookie",
-                cookie,
-                "unreliable",
-                "7",
-            ],
+        &run_with(
+            &["ctl", "--node", &c.some(&[1]), "unreliable", "7"],
             None,
             within,
+            &[("PAXOSKV_COOKIE", cookie)],
         ),
         "7",
     );
@@ -278,12 +265,11 @@ fn bad_input_gets_one_line_on_stderr_and_the_nodes_keep_serving() {
     // A port already taken by a node.
     let (_, port) = &c.members[0];
     let taken = format!("127.0.0.1:{port}");
-    let out = run(
-        &[
-            "node", "--name", "s9", "--listen", &taken, "--cookie", cookie,
-        ],
+    let out = run_with(
+        &["node", "--name", "s9", "--listen", &taken],
         None,
         within,
+        &[("PAXOSKV_COOKIE", cookie)],
     );
     assert_one_line_failure(&out, &taken);
     // Help explains itself.
@@ -304,38 +290,21 @@ fn bad_input_gets_one_line_on_stderr_and_the_nodes_keep_serving() {
 fn a_wrong_cookie_is_refused_and_the_nodes_keep_serving_good_clients() {
     let c = Cluster::start("cookie", 3);
     let all = c.all();
-    let bad = run(
-        &[
-            "client",
-            "--servers",
-            &all,
-            "--cookie",
-            "not-the-cookie",
-            "--timeout",
-            "20",
-            "read",
-            "k",
-        ],
+    let bad = run_with(
+        &["client", "--servers", &all, "--timeout", "20", "read", "k"],
         None,
         Duration::from_secs(40),
+        &[("PAXOSKV_COOKIE", "not-the-cookie")],
     );
     assert_eq!(bad.code(), 1);
     assert_eq!(bad.stderr.trim_end().lines().count(), 1, "{}", bad.stderr);
     assert!(bad.stderr.contains("wrong cookie"), "{}", bad.stderr);
     // A pipe prints the refused operation's line, then stops with exit 1.
-    let piped = run(
-        &[
-            "client",
-            "--servers",
-            &all,
-            "--cookie",
-            "not-the-cookie",
-            "--timeout",
-            "20",
-            "--pipe",
-        ],
+    let piped = run_with(
+        &["client", "--servers", &all, "--timeout", "20", "--pipe"],
         Some("read k\nread k\n"),
         Duration::from_secs(40),
+        &[("PAXOSKV_COOKIE", "not-the-cookie")],
     );
     assert_eq!(piped.code(), 1, "{piped:?}");
     let lines = json_lines(&piped.stdout);
@@ -349,17 +318,11 @@ fn a_wrong_cookie_is_refused_and_the_nodes_keep_serving_good_clients() {
         )
     );
     assert!(piped.stderr.contains("wrong cookie"), "{}", piped.stderr);
-    let ctl = run(
-        &[
-            "ctl",
-            "--node",
-            &c.some(&[1]),
-            "--cookie",
-            "not-the-cookie",
-            "deaf",
-        ],
+    let ctl = run_with(
+        &["ctl", "--node", &c.some(&[1]), "deaf"],
         None,
         Duration::from_secs(40),
+        &[("PAXOSKV_COOKIE", "not-the-cookie")],
     );
     assert_eq!(ctl.code(), 1);
     assert!(ctl.stderr.contains("wrong cookie"), "{}", ctl.stderr);
@@ -419,19 +382,11 @@ fn the_cookie_file_is_made_on_first_use_and_used_by_nodes() {
     let listen = format!("127.0.0.1:{port}");
     let mut node = Proc::spawn_with(&["node", "--name", "s1", "--listen", &listen], false, &env);
     node.wait_for_line(READY_WITHIN, |l| l.starts_with("ready s1@127.0.0.1"));
-    let out = run(
-        &[
-            "client",
-            "--servers",
-            &server,
-            "--cookie",
-            &cookie,
-            "write",
-            "k",
-            "v",
-        ],
+    let out = run_with(
+        &["client", "--servers", &server, "write", "k", "v"],
         None,
         OP,
+        &[("PAXOSKV_COOKIE", &cookie)],
     );
     assert_eq!(out.ok(), "v");
     assert_eq!(
@@ -454,17 +409,10 @@ fn cluster_without_a_terminal_prints_ready_lines_serves_and_stops_on_sigterm() {
     let base = free_port_block(3);
     let cookie = unique_cookie("cluster");
     let base_arg = base.to_string();
-    let mut cluster = Proc::spawn(
-        &[
-            "cluster",
-            "--nodes",
-            "3",
-            "--base-port",
-            &base_arg,
-            "--cookie",
-            &cookie,
-        ],
+    let mut cluster = Proc::spawn_with(
+        &["cluster", "--nodes", "3", "--base-port", &base_arg],
         false,
+        &[("PAXOSKV_COOKIE", &cookie)],
     );
     for i in 1..=3u16 {
         let line = cluster.wait_for_line(READY_WITHIN, |_| true);
@@ -484,9 +432,9 @@ fn cluster_without_a_terminal_prints_ready_lines_serves_and_stops_on_sigterm() {
         .collect::<Vec<_>>()
         .join(",");
     let client = |args: &[&str]| {
-        let mut all = vec!["client", "--servers", &servers, "--cookie", &cookie];
+        let mut all = vec!["client", "--servers", &servers];
         all.extend_from_slice(args);
-        run(&all, None, OP)
+        run_with(&all, None, OP, &[("PAXOSKV_COOKIE", &cookie)])
     };
     assert_eq!(client(&["write", "k", "v"]).ok(), "v");
     assert_eq!(client(&["read", "k"]).ok(), "v");
@@ -499,16 +447,10 @@ fn cluster_shell_runs_a_script_from_stdin() {
     let base = free_port_block(3);
     let cookie = unique_cookie("shell");
     let base_arg = base.to_string();
-    let mut cluster = Proc::spawn(
-        &[
-            "cluster",
-            "--base-port",
-            &base_arg,
-            "--cookie",
-            &cookie,
-            "--shell",
-        ],
+    let mut cluster = Proc::spawn_with(
+        &["cluster", "--base-port", &base_arg, "--shell"],
         true,
+        &[("PAXOSKV_COOKIE", &cookie)],
     );
     cluster.wait_for_line(READY_WITHIN, |l| l == "cluster ready");
     // The observer's address comes last, before the shell reads its first command.
@@ -559,13 +501,11 @@ fn ask(shell: &mut Proc, command: &str) -> String {
 fn bench_json_has_the_documented_shape() {
     let c = Cluster::start("bench", 3);
     let all = c.all();
-    let out = run(
+    let out = run_with(
         &[
             "bench",
             "--servers",
             &all,
-            "--cookie",
-            &c.cookie,
             "--clients",
             "2",
             "--duration",
@@ -578,6 +518,7 @@ fn bench_json_has_the_documented_shape() {
         ],
         None,
         OP,
+        &[("PAXOSKV_COOKIE", &c.cookie)],
     );
     let text = out.ok();
     assert_eq!(text.lines().count(), 1, "{text}");
@@ -603,13 +544,11 @@ fn bench_json_has_the_documented_shape() {
     }
     assert!(r["cpu_user_s"].is_f64() && r["cpu_sys_s"].is_f64());
     // Reads only.
-    let out = run(
+    let out = run_with(
         &[
             "bench",
             "--servers",
             &all,
-            "--cookie",
-            &c.cookie,
             "--duration",
             "0.5",
             "--read-ratio",
@@ -618,6 +557,7 @@ fn bench_json_has_the_documented_shape() {
         ],
         None,
         OP,
+        &[("PAXOSKV_COOKIE", &c.cookie)],
     );
     let r: serde_json::Value = serde_json::from_str(&out.ok()).expect("JSON");
     assert_eq!(r["write"]["count"], 0);

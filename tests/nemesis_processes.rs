@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cli_support::{Cluster, Out, Proc, try_run};
+use cli_support::{Cluster, Out, Proc, try_run_with};
 use nemesis_support::{
     Action, Defaults, Fault, FaultApplier, HistoryRecorder, KV_PROCESSES, NemesisConfig, PlannedOp,
     Problem, ReplicaState, Schedule, check_history_of_run, failure_report, heal, key_name,
@@ -432,14 +432,17 @@ fn final_reads(
         "client",
         "--servers",
         &server,
-        "--cookie",
-        &cluster.cookie,
         "--timeout",
         &timeout,
         "--pipe",
     ];
-    let out = try_run(&args, Some(&input), SETTLE + ANSWER_GRACE)
-        .map_err(|error| Problem::Stuck(format!("the final reads through {server}: {error}")))?;
+    let out = try_run_with(
+        &args,
+        Some(&input),
+        SETTLE + ANSWER_GRACE,
+        &cluster.cookie_env(),
+    )
+    .map_err(|error| Problem::Stuck(format!("the final reads through {server}: {error}")))?;
     let mut data = BTreeMap::new();
     for answer in out.stdout.lines() {
         let mut operation = parse_line(answer)
@@ -566,12 +569,13 @@ fn survivor_status(cluster: &Cluster, node: usize) -> Result<SurvivorStatus, Str
     })
 }
 
-/// `paxoskv ctl --node s<node>=ADDR --cookie C ARGS`; an error unless it exits 0.
+/// `paxoskv ctl --node s<node>=ADDR ARGS` with the cluster's cookie; an error unless it
+/// exits 0.
 fn ctl(cluster: &Cluster, node: usize, args: &[&str]) -> Result<Out, String> {
     let target = cluster.some(&[node + 1]);
-    let mut all = vec!["ctl", "--node", &target, "--cookie", &cluster.cookie];
+    let mut all = vec!["ctl", "--node", &target];
     all.extend_from_slice(args);
-    let out = try_run(&all, None, CTL_WITHIN)?;
+    let out = try_run_with(&all, None, CTL_WITHIN, &cluster.cookie_env())?;
     if out.status.success() {
         Ok(out)
     } else {

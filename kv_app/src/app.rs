@@ -44,6 +44,8 @@ pub struct ServerOptions {
     pub forwarding: Forwarding,
     /// Deliberate bugs for the simulation's proof that it bites; off in the product.
     pub deliberate: crate::deliberate::DeliberateBugs,
+    /// The largest key and value the server takes.
+    pub limits: crate::limits::Limits,
 }
 
 /// Which Paxos the service runs: the original's, or the default with a leader.
@@ -183,6 +185,7 @@ pub async fn start_server(
                 log: srv_log.clone(),
                 waits: opts.waits,
                 counters: srv_counters.clone(),
+                limits: opts.limits,
             },
         ));
     let sources = StatusSources {

@@ -10,6 +10,7 @@
 //! operation it has in flight: it stops resending it at once and answers `Stopped` (what
 //! was already sent may still take effect, as when the original stops the client's node).
 
+use crate::limits::Limits;
 use crate::messages::{
     Answer, ClientServers, DeleteRef, GetServers, KV_CLIENT, KV_SERVER, Request, RequestAnswer,
 };
@@ -30,6 +31,10 @@ pub enum ClientError {
     NoServers,
     #[error("the client was stopped (the operation may still take effect)")]
     Stopped,
+    /// Over a limit: refused before anything was sent (or by the server), so it will
+    /// never take effect.
+    #[error("refused: {0}")]
+    TooLarge(#[from] crate::limits::TooLarge),
 }
 
 /// How patient the client is.
@@ -80,6 +85,7 @@ struct StopClient;
 pub struct Client {
     node: Node,
     pid: Pid,
+    limits: Limits,
 }
 
 /// Starts a client on `node` (registered as `kv_client`) that knows `servers`.
@@ -115,6 +121,7 @@ pub fn start_unregistered_at(
     Client {
         node: node.clone(),
         pid,
+        limits: Limits::default(),
     }
 }
 
@@ -124,6 +131,7 @@ pub fn on(node: &Node) -> Result<Client, ClientError> {
         .map(|pid| Client {
             node: node.clone(),
             pid,
+            limits: Limits::default(),
         })
         .ok_or_else(|| ClientError::NoClient(node.name().to_string()))
 }
@@ -174,6 +182,7 @@ impl Client {
         value: &str,
         deadline: Option<Duration>,
     ) -> Result<String, ClientError> {
+        self.limits.check(key, value)?;
         let mut me = self.node.attach();
         let tag = self.node.random_u64();
         let mref = me.monitor(&self.pid);
@@ -204,6 +213,12 @@ impl Client {
         })
         .await
         .unwrap_or(Err(ClientError::Timeout))
+    }
+
+    /// The same client, checking operations against `limits` before sending them.
+    pub fn with_limits(mut self, limits: Limits) -> Client {
+        self.limits = limits;
+        self
     }
 
     /// `Lee`: the value of `key` (`""` when never written).
@@ -293,6 +308,7 @@ enum Event {
     Refused,
     Result(String),
     Stop,
+    TooLarge(crate::limits::TooLarge),
 }
 
 /// Sends the operation to one server after another until a result comes back.
@@ -353,6 +369,7 @@ async fn run_operation(
                 Some(Event::Taken(_)) => {}
                 Some(Event::Refused) => break,
                 Some(Event::Stop) => return Err(ClientError::Stopped),
+                Some(Event::TooLarge(e)) => return Err(ClientError::TooLarge(e)),
                 None => {
                     if give_up.is_some_and(|g| Instant::now() >= g) {
                         return Err(ClientError::Timeout);
@@ -392,6 +409,7 @@ fn classify(env: Envelope, reference: OpRef, server: &NodeName) -> Result<Option
             sender_node.unwrap_or_else(|| server.clone()),
         ))),
         Ok(RequestAnswer::Down(r)) if r == reference => Ok(Some(Event::Refused)),
+        Ok(RequestAnswer::TooLarge(r, e)) if r == reference => Ok(Some(Event::TooLarge(e))),
         Ok(_) => Ok(None),
         Err(env) => Err(env),
     }

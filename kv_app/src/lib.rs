@@ -8,6 +8,7 @@ pub mod client;
 pub mod control;
 pub mod db_manager;
 pub mod deliberate;
+pub mod limits;
 pub mod messages;
 pub mod operation;
 pub mod ops;
@@ -28,3 +29,4 @@ pub type Log = paxos_app::Paxos<Batch>;
 
 pub use app::{KvServer, NodeStatus, PaxosMode, ServerOptions, start_server};
 pub use client::{Client, ClientError, ClientTimeouts};
+pub use limits::{Limits, TooLarge};

@@ -36,6 +36,8 @@ pub struct Request {
 pub enum RequestAnswer {
     Ok(OpRef),
     Down(OpRef),
+    /// The operation is over the server's limits: refused, it will never take effect.
+    TooLarge(OpRef, crate::limits::TooLarge),
 }
 
 /// Client -> server: the answer arrived, the reference may be deleted (through Paxos).

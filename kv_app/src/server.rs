@@ -22,6 +22,7 @@ pub(crate) struct Server {
     pub(crate) waits: Waits,
     /// Requests by kind and their latencies, for status and metrics.
     pub(crate) counters: Arc<ServiceCounters>,
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl Server {
@@ -29,7 +30,10 @@ impl Server {
     fn request(&self, ctx: &Process, Request { op, client }: Request) {
         let reference = op.reference;
         self.counters.count_request(op.kind);
-        if self.log.alive() {
+        if let Err(e) = self.limits.check(&op.key, &op.value) {
+            log::debug!("kv_server: {reference:?} refused: {e}");
+            ctx.send(&client, RequestAnswer::TooLarge(reference, e));
+        } else if self.log.alive() {
             ctx.send(&client, RequestAnswer::Ok(reference));
             let (log, waits, counters) = (self.log.clone(), self.waits, self.counters.clone());
             let arrived = runtime::clock::now();

@@ -142,7 +142,7 @@ impl NodeInner {
 
 pub(crate) struct NodeInner {
     name: NodeName,
-    serial: u32,
+    creation: u64,
     role: NodeRole,
     next_id: AtomicU64,
     next_ref: AtomicU64,
@@ -188,18 +188,21 @@ impl Node {
         Node::new_seeded(name, role, rand::random())
     }
 
-    /// A node whose every random choice (pid serial, references, fault drops, and what
+    /// A node whose every random choice (references, fault drops, and what
     /// its processes draw with [`Node::random_u64`]) comes from `seed`: a simulation that
     /// seeds its nodes replays the same run.
     pub fn new_seeded(name: impl Into<NodeName>, role: NodeRole, seed: u64) -> Node {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let serial = rng.random::<u32>() & 0xffff;
+        // Drawn and unused, so that the generator's later draws stay those a given seed
+        // has always produced.
+        let _ = rng.random::<u32>();
+        let creation = crate::pid::next_creation();
         let ref_seed: u64 = rng.random();
         let fault_seed: u64 = rng.random();
         Node {
             inner: Arc::new(NodeInner {
                 name: name.into(),
-                serial,
+                creation,
                 role,
                 next_id: AtomicU64::new(1),
                 next_ref: AtomicU64::new(ref_seed),
@@ -215,6 +218,12 @@ impl Node {
                 rng: Mutex::new(rng),
             }),
         }
+    }
+
+    /// The node's creation number ([`crate::pid::next_creation`]): its pids carry it, and
+    /// the TCP transport announces it as the node's incarnation.
+    pub fn creation(&self) -> u64 {
+        self.inner.creation
     }
 
     /// A random `u64` from the node's seeded generator.
@@ -277,12 +286,12 @@ impl Node {
         Pid {
             node: self.inner.name.clone(),
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-            serial: self.inner.serial,
+            creation: self.inner.creation,
         }
     }
 
     fn is_local(&self, pid: &Pid) -> bool {
-        pid.node == self.inner.name && pid.serial == self.inner.serial
+        pid.node == self.inner.name && pid.creation == self.inner.creation
     }
 
     /// The pid that stands for no process of this node: the sender of an exit signal
@@ -291,7 +300,7 @@ impl Node {
         Pid {
             node: self.inner.name.clone(),
             id: 0,
-            serial: self.inner.serial,
+            creation: self.inner.creation,
         }
     }
 
@@ -983,7 +992,7 @@ impl Node {
                 let pid = pid.unwrap_or(Pid {
                     node: node.clone(),
                     id: 0,
-                    serial: 0,
+                    creation: 0,
                 });
                 self.push(
                     &p,

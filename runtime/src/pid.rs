@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 /// A node's name, `name@host`, as Erlang spells it. Names are interned (as atoms are in
 /// Erlang), so a name is a small number: cloning, comparing and hashing it cost nothing,
 /// which keeps pids cheap on the send path. Interned names are never freed; a node meets
-/// few distinct names (its peers and the clients that connect to it).
+/// few distinct names (its peers and the clients that connect to it), and the TCP
+/// transport interns a peer's name only once the peer has proved the cookie.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct NodeName(u32);
 
@@ -62,6 +63,12 @@ impl NodeName {
         let s = self.as_str();
         s.split('@').next().unwrap_or(s)
     }
+}
+
+/// How many node names this OS process has interned (they are never freed): what a
+/// test watches to see that strangers leave nothing behind.
+pub fn interned_count() -> usize {
+    interner().read().names.len()
 }
 
 impl PartialOrd for NodeName {
@@ -125,12 +132,13 @@ impl From<&NodeName> for NodeName {
 }
 
 /// A process id: the node it lives on, a number unique on that node, and the node's
-/// incarnation (`serial`), so a pid from before a node restart never names a new process.
+/// creation number (its incarnation, as Erlang's `creation`), so a pid from before a
+/// node restart never names a process of the new run.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Pid {
     pub(crate) node: NodeName,
     pub(crate) id: u64,
-    pub(crate) serial: u32,
+    pub(crate) creation: u64,
 }
 
 impl Pid {
@@ -143,11 +151,40 @@ impl Pid {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// The creation number of the node run that made the process.
+    pub fn creation(&self) -> u64 {
+        self.creation
+    }
+}
+
+/// A creation number for a node starting now: the wall clock in microseconds since the
+/// Unix epoch, and strictly above every number handed out before in this OS process. A
+/// node restarted under the same name (in another OS process, or in this one) gets a
+/// larger number than its earlier run unless the wall clock went back by more than the
+/// time between the two starts; unlike Erlang's 16-bit random creations, two runs do not
+/// collide by chance. Identity, not timing: this is the only wall-clock read in the
+/// runtime, and it takes no decision about time.
+pub fn next_creation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = wall.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}.{}.{}>", self.node, self.id, self.serial)
+        write!(f, "<{}.{}.{}>", self.node, self.id, self.creation)
     }
 }
 

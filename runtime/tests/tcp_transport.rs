@@ -97,12 +97,7 @@ fn ask_echo(p: &Process, to: impl Into<Dest>, n: u64, text: &str) {
 
 /// How a peer that is not a real node (a test driving the handshake by hand) names itself.
 fn fake_identity(name: &str, instance: u64) -> Identity {
-    Identity {
-        name: NodeName::new(name),
-        role: NodeRole::Server,
-        listen: None,
-        instance,
-    }
+    Identity::new(name, NodeRole::Server, instance)
 }
 
 /// Starts node `name` listening on `addr`, retrying until the port is free again (an
@@ -898,7 +893,7 @@ async fn frame_limits_hold_on_both_ends_and_big_frames_pass() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_connection_per_pair_and_a_restarted_peer_replaces_the_old_one() {
+async fn one_connection_per_pair_and_only_a_proven_incarnation_replaces_it() {
     init_log();
     use runtime::transport::tcp::handshake::{HandshakeError, Refusal};
     let (a, ta, a_addr) = start("a@127.0.0.1", NodeRole::Server, COOKIE).await;
@@ -907,11 +902,12 @@ async fn one_connection_per_pair_and_a_restarted_peer_replaces_the_old_one() {
         .expect("bind");
     ta.add_peer("f@127.0.0.1", listener.local_addr().expect("addr"));
     let fake = |instance| fake_identity("f@127.0.0.1", instance);
+    let f5 = fake(5);
     // a dials the fake peer f (instance 5), which accepts.
     let mut pa = a.attach();
     let mref = pa.monitor(("x", NodeName::new("f@127.0.0.1")));
     let (mut first, _) = listener.accept().await.expect("a dials f");
-    let auth = handshake::accept(&mut first, &fake(5), COOKIE.as_bytes())
+    let auth = handshake::accept(&mut first, &f5, COOKIE.as_bytes())
         .await
         .expect("handshake");
     first
@@ -923,33 +919,48 @@ async fn one_connection_per_pair_and_a_restarted_peer_replaces_the_old_one() {
     })
     .await;
 
-    // The same instance of f dialing a as well is refused: a keeps its own connection.
+    // The same incarnation of f dialing a as well is refused: a keeps its own connection.
     let mut second = TcpStream::connect(a_addr).await.expect("connect");
-    let refused = handshake::dial(&mut second, &fake(5), COOKIE.as_bytes(), Some(a.name())).await;
+    let refused = handshake::dial(&mut second, &f5, COOKIE.as_bytes(), Some(a.name())).await;
     assert!(
         matches!(refused, Err(HandshakeError::Refused(Refusal::Busy))),
         "{refused:?}"
     );
+    // A cookie holder claiming f's name and incarnation number, without f's token, and
+    // a new incarnation of f while the old connection lives, are refused too.
+    for claim in [fake(5), fake(6)] {
+        let mut s = TcpStream::connect(a_addr).await.expect("connect");
+        let refused = handshake::dial(&mut s, &claim, COOKIE.as_bytes(), Some(a.name())).await;
+        assert!(
+            matches!(refused, Err(HandshakeError::Refused(Refusal::Busy))),
+            "{refused:?}"
+        );
+    }
     assert!(
         pa.receive_type::<Down>(Some(Duration::from_millis(100)))
             .await
             .is_none()
     );
+    assert_eq!(a.connected_nodes(), vec![NodeName::new("f@127.0.0.1")]);
 
-    // A restarted f (another instance) replaces the old connection: what was watched on
-    // the old one is down.
-    let mut third = TcpStream::connect(a_addr).await.expect("connect");
-    handshake::dial(&mut third, &fake(6), COOKIE.as_bytes(), Some(a.name()))
-        .await
-        .expect("a restarted peer is accepted");
+    // Once the old connection ends, the restarted f (another incarnation) gets in.
+    drop(first);
     assert_eq!(
         expect_down(&mut pa, mref).await.reason,
         ExitReason::NoConnection
     );
-    assert!(
-        closed_by_peer(&mut first).await,
-        "the old connection stays open"
-    );
+    let f6 = fake(6);
+    let deadline = Instant::now() + WAIT;
+    let mut third = loop {
+        let mut s = TcpStream::connect(a_addr).await.expect("connect");
+        match handshake::dial(&mut s, &f6, COOKIE.as_bytes(), Some(a.name())).await {
+            Ok(_) => break s,
+            Err(HandshakeError::Refused(Refusal::Busy)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the restarted peer is refused: {e}"),
+        }
+    };
     assert_eq!(a.connected_nodes(), vec![NodeName::new("f@127.0.0.1")]);
     // And the new connection carries frames.
     let mut inbox = a.attach();

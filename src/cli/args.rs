@@ -13,9 +13,9 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "paxoskv", version, propagate_version = true)]
 #[command(
-    after_help = "The cookie comes from --cookie, else PAXOSKV_COOKIE, else \
-    ~/.paxoskv.cookie (created with mode 0600 on first use). Logs go to stderr; set \
-    RUST_LOG (default: warn)."
+    after_help = "The cookie comes from --cookie-file, else PAXOSKV_COOKIE, else \
+    ~/.paxoskv.cookie (created with mode 0600 on first use); --cookie still works but \
+    shows the secret in ps. Logs go to stderr; set RUST_LOG (default: warn)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -94,10 +94,79 @@ pub struct HttpArgs {
 /// Where the shared secret comes from.
 #[derive(Debug, Args)]
 pub struct CookieArg {
-    /// The shared secret every node and client of a cluster must know [default:
-    /// PAXOSKV_COOKIE, else the contents of ~/.paxoskv.cookie]
-    #[arg(long, value_name = "COOKIE")]
+    /// Deprecated: the secret on the command line shows in ps to every user of the
+    /// machine. Use --cookie-file or PAXOSKV_COOKIE.
+    #[arg(long, value_name = "COOKIE", conflicts_with = "cookie_file")]
     pub cookie: Option<String>,
+    /// Reads the shared secret every node and client of a cluster must know from FILE
+    /// (keep it mode 0600) [default: PAXOSKV_COOKIE, else ~/.paxoskv.cookie]
+    #[arg(long, value_name = "FILE")]
+    pub cookie_file: Option<std::path::PathBuf>,
+}
+
+/// TLS between machines: every connection of the command (to and from its nodes) runs
+/// under TLS with these files; the cookie handshake runs inside.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// This node's or client's certificate chain (PEM); turns TLS on. Its subject
+    /// alternative names must hold the IP address peers dial.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The CA certificates that sign the peers' certificates (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Mutual authentication: a listening node accepts only peers and clients whose
+    /// certificate the CA signed.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_require_client_cert: bool,
+}
+
+impl TlsArgs {
+    /// The TLS settings, read from the files; `None` without --tls-cert.
+    pub fn settings(&self) -> Result<Option<runtime::transport::tcp::tls::TlsSettings>, String> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca)
+        else {
+            return Ok(None);
+        };
+        let files = runtime::transport::tcp::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+            require_client_cert: self.tls_require_client_cert,
+        };
+        runtime::transport::tcp::tls::TlsSettings::from_files(&files)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Limits on what one operation may carry.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LimitArgs {
+    /// The largest key, in bytes; a longer one is refused at once.
+    #[arg(long, value_name = "BYTES", default_value_t = kv_app::limits::DEFAULT_MAX_KEY)]
+    pub max_key: usize,
+    /// The largest value, in bytes; a longer one is refused at once. With the key it must
+    /// fit in a 16 MiB frame with 64 KiB to spare.
+    #[arg(long, value_name = "BYTES", default_value_t = kv_app::limits::DEFAULT_MAX_VALUE)]
+    pub max_value: usize,
+}
+
+impl LimitArgs {
+    /// The limits, checked against the transport's frame size.
+    pub fn limits(&self) -> Result<kv_app::Limits, String> {
+        let limits = kv_app::Limits {
+            max_key: self.max_key,
+            max_value: self.max_value,
+        };
+        limits
+            .fit(runtime::transport::tcp::DEFAULT_MAX_FRAME)
+            .map_err(|e| e.to_string())?;
+        Ok(limits)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +180,10 @@ pub struct ClusterArgs {
     pub base_port: u16,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Opens the shell even when stdin is not a terminal (reads commands line by line).
     #[arg(long, conflicts_with = "no_shell")]
     pub shell: bool,
@@ -156,6 +229,10 @@ pub struct NodeArgs {
     pub paxos: PaxosArg,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +243,10 @@ pub struct ClientArgs {
     pub servers: Vec<Endpoint>,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Give up on an operation after this many seconds.
     #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Duration,
@@ -209,6 +290,8 @@ pub struct CtlArgs {
     pub node: Endpoint,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Give up after this many seconds without an answer.
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Duration,
@@ -253,7 +336,7 @@ pub enum CtlCommand {
     /// Prints the node's status as one JSON object.
     Status,
     /// Kills the process registered as PROCESS (e.g. kv_server, db_manager, kv_sup); its
-    /// supervisor restarts it.
+    /// supervisor restarts it. Killing node_sup stops the node (it exits with 1).
     Kill {
         #[arg(value_name = "PROCESS")]
         process: String,
@@ -292,6 +375,8 @@ pub struct BenchArgs {
     pub servers: Vec<Endpoint>,
     #[command(flatten)]
     pub cookie: CookieArg,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Concurrent clients, each one operation at a time.
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]

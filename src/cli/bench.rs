@@ -67,7 +67,8 @@ struct Tally {
 /// Runs the command.
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     connect::check_distinct(&args.servers)?;
-    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let report = probe::probe_all(&args.servers, &cookie).await;
     if !report.any_accepted() {
         return Err(CliError::Unreachable(format!(

@@ -30,7 +30,9 @@ pub async fn run(args: ClientArgs) -> Result<(), CliError> {
         (_, op) => op,
     };
     connect::check_distinct(&args.servers)?;
-    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let limits = args.limits.limits().map_err(CliError::BadInput)?;
+    let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let node = connect::client_node(&cookie, &args.servers).await?;
     let client = client::start(
         &node,
@@ -40,7 +42,8 @@ pub async fn run(args: ClientArgs) -> Result<(), CliError> {
     .map_err(|e| CliError::Start {
         name: node.name().to_string(),
         reason: e.to_string(),
-    })?;
+    })?
+    .with_limits(limits);
     let session = Session {
         client,
         servers: args.servers,
@@ -118,6 +121,7 @@ impl Session {
         match self.perform(&op).await {
             Ok(Ok(result)) => output::line(&result).map_err(CliError::io("writing stdout")),
             Ok(Err(ClientError::Timeout)) => Err(CliError::Timeout(self.timeout_message().await)),
+            Ok(Err(e @ ClientError::TooLarge(_))) => Err(CliError::BadInput(e.to_string())),
             Ok(Err(e)) => Err(CliError::Unreachable(e.to_string())),
             Err(report) => Err(CliError::Unreachable(report.summary())),
         }

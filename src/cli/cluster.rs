@@ -18,19 +18,26 @@ const SHELL_OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs the command.
 pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
     let layout = layout(args.nodes, args.base_port)?;
-    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let limits = args.limits.limits().map_err(CliError::BadInput)?;
+    let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
     let mut members: Vec<Member> = Vec::with_capacity(layout.len());
+    let mut watchers = Vec::with_capacity(layout.len());
     for me in &layout {
         let others: Vec<Endpoint> = layout.iter().filter(|e| *e != me).cloned().collect();
-        match node::start_server(&me.name, me.addr, &others, &cookie, args.paxos.mode).await {
-            Ok((node, server, addr)) => members.push(Member {
-                name: me.name.clone(),
-                addr,
-                node,
-                server,
-            }),
+        match node::start_server(&me.name, me.addr, &others, &cookie, args.paxos.mode, limits).await
+        {
+            Ok(started) => {
+                watchers.push(watch_supervisor(&started));
+                members.push(Member {
+                    name: me.name.clone(),
+                    addr: started.addr,
+                    node: started.node,
+                    server: started.server,
+                })
+            }
             Err(e) => {
                 stop(&members);
                 return Err(e);
@@ -112,6 +119,10 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
         why = signals.wait() => log::info!("{why}: stopping the cluster"),
     }
     client_node.stop();
+    // An orderly shutdown ends each node_sup: that is not a crash to report.
+    for w in &watchers {
+        w.abort();
+    }
     for s in &servers {
         s.shutdown().await;
     }
@@ -133,6 +144,22 @@ pub fn layout(nodes: u16, base_port: u16) -> Result<Vec<Endpoint>, CliError> {
             })
         })
         .collect()
+}
+
+/// Stops a node of the cluster whose top supervisor ends, with a log line: the other
+/// nodes of the cluster go on, as other OTP nodes do.
+fn watch_supervisor(started: &node::Started) -> tokio::task::JoinHandle<()> {
+    let (n, sup) = (started.node.clone(), started.server.supervisor().clone());
+    tokio::spawn(async move {
+        let reason = node::supervisor_ended(&n, &sup).await;
+        if !n.is_stopped() {
+            log::error!(
+                "{}: its top supervisor node_sup ended ({reason}): the node stops",
+                n.name()
+            );
+            n.stop();
+        }
+    })
 }
 
 fn stop(members: &[Member]) {

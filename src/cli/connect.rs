@@ -1,10 +1,27 @@
 //! The client side of a command: a client-only TCP node (`client-<hex>@127.0.0.1`,
-//! role Client, no listener) that knows the servers' addresses and dials them.
+//! role Client, no listener) that knows the servers' addresses and dials them; and the
+//! command's TLS settings, set once at its start (one command per OS process) and used
+//! by every node and probe it makes.
 
 use crate::cli::endpoints::Endpoint;
 use crate::cli::error::CliError;
+use runtime::transport::tcp::tls::TlsSettings;
 use runtime::transport::tcp::{TcpConfig, start_node};
 use runtime::{Node, NodeName, NodeRole};
+
+static TLS: std::sync::OnceLock<Option<TlsSettings>> = std::sync::OnceLock::new();
+
+/// Sets the command's TLS settings from its flags (once; later calls change nothing).
+pub fn use_tls(args: &crate::cli::args::TlsArgs) -> Result<(), CliError> {
+    let settings = args.settings().map_err(CliError::BadInput)?;
+    let _ = TLS.set(settings);
+    Ok(())
+}
+
+/// The command's TLS settings, if TLS is on.
+pub fn tls() -> Option<TlsSettings> {
+    TLS.get().cloned().flatten()
+}
 
 /// A fresh client node name.
 pub fn client_node_name() -> String {
@@ -14,9 +31,13 @@ pub fn client_node_name() -> String {
 /// Starts a client-only node that can reach `servers`.
 pub async fn client_node(cookie: &str, servers: &[Endpoint]) -> Result<Node, CliError> {
     let name = client_node_name();
-    let cfg = servers.iter().fold(TcpConfig::new(cookie), |cfg, s| {
-        cfg.peer(s.name.as_str(), s.addr)
-    });
+    let base = TcpConfig {
+        tls: tls(),
+        ..TcpConfig::new(cookie)
+    };
+    let cfg = servers
+        .iter()
+        .fold(base, |cfg, s| cfg.peer(s.name.as_str(), s.addr));
     let (node, _) = start_node(name.as_str(), NodeRole::Client, cfg)
         .await
         .map_err(|e| CliError::Start {

@@ -1,6 +1,7 @@
-//! Where the shared secret comes from: `--cookie`, else `PAXOSKV_COOKIE`, else
+//! Where the shared secret comes from: `--cookie-file`, else `PAXOSKV_COOKIE`, else
 //! `~/.paxoskv.cookie`, which is made on first use with 20 random alphanumeric
-//! characters and mode 0600, as Erlang makes `~/.erlang.cookie`.
+//! characters and mode 0600, as Erlang makes `~/.erlang.cookie`. `--cookie` still works
+//! (the brief's command line has it) but warns: argv shows in `ps` to every user.
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -20,9 +21,11 @@ const COOKIE_LEN: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum CookieError {
     #[error(
-        "no cookie: give --cookie, set {COOKIE_ENV}, or set HOME so that ~/{COOKIE_FILE} can be used"
+        "no cookie: give --cookie-file, set {COOKIE_ENV}, or set HOME so that ~/{COOKIE_FILE} can be used"
     )]
     NoHome,
+    #[error("the cookie file {0} does not exist")]
+    Missing(PathBuf),
     #[error("cannot read the cookie file {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("cannot create the cookie file {path}: {source}")]
@@ -31,6 +34,35 @@ pub enum CookieError {
     Empty(PathBuf),
     #[error("the cookie given is empty")]
     EmptyGiven,
+}
+
+/// The cookie as the command line asks: `--cookie` (with a warning), else
+/// `--cookie-file`, else [`resolve`].
+pub fn from_args(arg: &crate::cli::args::CookieArg) -> Result<String, CookieError> {
+    if arg.cookie.is_some() {
+        log::warn!(
+            "--cookie shows the secret to every user of this machine (ps, /proc); use \
+             --cookie-file FILE or {COOKIE_ENV} instead"
+        );
+    }
+    if let Some(path) = &arg.cookie_file {
+        return given_file(path);
+    }
+    resolve(arg.cookie.as_deref())
+}
+
+/// A cookie file named on the command line: read, never made.
+fn given_file(path: &Path) -> Result<String, CookieError> {
+    match fs::read_to_string(path) {
+        Ok(text) => checked(path, &text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(CookieError::Missing(path.to_path_buf()))
+        }
+        Err(source) => Err(CookieError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// The cookie: the flag, else the environment, else the cookie file (made if missing).
@@ -162,6 +194,23 @@ mod tests {
         assert_eq!(from_file(&path).expect("read"), "secret");
         fs::write(&path, "  \n").expect("write");
         assert!(matches!(from_file(&path), Err(CookieError::Empty(_))));
+    }
+
+    #[test]
+    fn a_named_cookie_file_is_read_and_never_made() {
+        let dir = TempDir::new();
+        let path = dir.0.join("cookie");
+        let arg = |p: &Path| crate::cli::args::CookieArg {
+            cookie: None,
+            cookie_file: Some(p.to_path_buf()),
+        };
+        assert!(matches!(
+            from_args(&arg(&path)),
+            Err(CookieError::Missing(_))
+        ));
+        assert!(!path.exists());
+        fs::write(&path, "from-file\n").expect("write");
+        assert_eq!(from_args(&arg(&path)).expect("read"), "from-file");
     }
 
     #[test]

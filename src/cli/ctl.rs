@@ -13,7 +13,8 @@ use runtime::faults::LossModel;
 /// Runs the command.
 pub async fn run(args: CtlArgs) -> Result<(), CliError> {
     let request = request_for(args.command, &args.node)?;
-    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let servers = [args.node.clone()];
     let node = connect::client_node(&cookie, &servers).await?;
     let target = NodeName::new(&args.node.name);

@@ -25,6 +25,10 @@ pub enum CliError {
     Refused { node: String, reason: String },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    /// A running node stopped on its own: its top supervisor ended, or its cluster
+    /// refused it.
+    #[error("node {node} stopped: {reason}")]
+    Stopped { node: String, reason: String },
 }
 
 impl CliError {

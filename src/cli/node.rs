@@ -1,15 +1,18 @@
 //! `paxoskv node`: one server node in this OS process (Paxos peer, kv server, DB manager
-//! under the kv supervisor) on TCP, until SIGINT or SIGTERM.
+//! under the kv supervisor) on TCP, until SIGINT or SIGTERM, or until the node cannot go
+//! on: its top supervisor `node_sup` ended (as an OTP node stops when its application's
+//! top supervisor dies), or its cluster refused it (another member list, or a restart
+//! under a name the members remember). Those exit 1 with the reason on stderr.
 
 use crate::cli::args::NodeArgs;
 use crate::cli::endpoints::{self, Endpoint};
 use crate::cli::error::CliError;
 use crate::cli::signals::ShutdownSignals;
 use crate::cli::{connect, cookie, observe, output};
-use kv_app::{KvServer, PaxosMode, ServerOptions};
+use kv_app::{KvServer, Limits, PaxosMode, ServerOptions};
 use paxoskv::observer::reading::Member;
-use runtime::transport::tcp::{TcpConfig, start_node};
-use runtime::{Node, NodeName, NodeRole};
+use runtime::transport::tcp::{TcpConfig, TcpTransport};
+use runtime::{Node, NodeName, NodeRole, Pid};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
@@ -17,11 +20,21 @@ use std::net::SocketAddr;
 pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     let name = endpoints::qualify(&args.name, &args.listen.ip().to_string());
     let others = other_peers(&name, args.listen, &args.peers)?;
-    let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
+    let limits = args.limits.limits().map_err(CliError::BadInput)?;
+    let cookie = cookie::from_args(&args.cookie)?;
+    connect::use_tls(&args.tls)?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
-    let (node, server, addr) =
-        start_server(&name, args.listen, &others, &cookie, args.paxos.mode).await?;
+    let started = start_server(
+        &name,
+        args.listen,
+        &others,
+        &cookie,
+        args.paxos.mode,
+        limits,
+    )
+    .await?;
+    let addr = started.addr;
     let members: Vec<Member> = std::iter::once(Member {
         name: name.clone(),
         addr,
@@ -31,10 +44,10 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
         addr: p.addr,
     }))
     .collect();
-    let observer = match observe::start(&args.http, None, &node, members, &cookie).await {
+    let observer = match observe::start(&args.http, None, &started.node, members, &cookie).await {
         Ok(o) => o,
         Err(e) => {
-            server.shutdown().await;
+            started.server.shutdown().await;
             return Err(e);
         }
     };
@@ -42,10 +55,40 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     if let Some(o) = &observer {
         observe::announce(o)?;
     }
-    let why = signals.wait().await;
-    log::info!("{name}: {why}: stopping");
-    server.shutdown().await;
-    Ok(())
+    let stopped = |reason: String| CliError::Stopped {
+        node: name.clone(),
+        reason,
+    };
+    tokio::select! {
+        why = signals.wait() => {
+            log::info!("{name}: {why}: stopping");
+            started.server.shutdown().await;
+            Ok(())
+        }
+        reason = supervisor_ended(&started.node, started.server.supervisor()) => {
+            let reason = format!("its top supervisor node_sup ended ({reason})");
+            log::error!("{name}: {reason}: the node stops");
+            started.node.stop();
+            Err(stopped(reason))
+        }
+        why = started.transport.refused() => {
+            started.node.stop();
+            Err(stopped(format!("refused by the cluster: {why}")))
+        }
+    }
+}
+
+/// Waits until the supervisor `sup` ends, and says why.
+pub async fn supervisor_ended(node: &Node, sup: &Pid) -> String {
+    let mut watcher = node.attach();
+    let mref = watcher.monitor(sup);
+    match watcher
+        .receive_match::<runtime::Down>(None, |d| d.mref == mref)
+        .await
+    {
+        Some(down) => format!("{:?}", down.reason),
+        None => "its watcher was stopped".to_string(),
+    }
 }
 
 /// The peers other than `me`; `me` may be listed (at its own address, if given one).
@@ -71,38 +114,60 @@ pub fn other_peers(
     Ok(others)
 }
 
+/// A server node started by [`start_server`].
+pub struct Started {
+    pub node: Node,
+    pub server: KvServer,
+    pub addr: SocketAddr,
+    pub transport: TcpTransport,
+}
+
 /// Starts a server node named `name` listening on `listen`, that knows `others`, and the
 /// kv application on it, running Paxos in `mode`. The Paxos peer list is the sorted set of
 /// every name, so every node computes the same order (and agrees on the leader, the
-/// first). Returns the node, its kv server and its address.
+/// first); the transport is given the same list, so that a node started with another one
+/// is refused.
 pub async fn start_server(
     name: &str,
     listen: SocketAddr,
     others: &[Endpoint],
     cookie: &str,
     mode: PaxosMode,
-) -> Result<(Node, KvServer, SocketAddr), CliError> {
+    limits: Limits,
+) -> Result<Started, CliError> {
     let failed = |reason: String| CliError::Start {
         name: name.to_string(),
         reason,
     };
-    let cfg = others
-        .iter()
-        .fold(TcpConfig::new(cookie).listen(listen), |cfg, p| {
-            cfg.peer(p.name.as_str(), p.addr)
-        });
-    let (node, addr) = start_node(name, NodeRole::Server, cfg)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let addr = addr.unwrap_or(listen);
     let peers: BTreeSet<NodeName> = others
         .iter()
         .map(|p| NodeName::new(&p.name))
         .chain(std::iter::once(NodeName::new(name)))
         .collect();
-    let opts = ServerOptions::with_paxos(mode);
+    let base = TcpConfig {
+        tls: connect::tls(),
+        ..TcpConfig::new(cookie)
+            .listen(listen)
+            .members(peers.iter().cloned())
+    };
+    let cfg = others
+        .iter()
+        .fold(base, |cfg, p| cfg.peer(p.name.as_str(), p.addr));
+    let (node, transport) = TcpTransport::start(name, NodeRole::Server, cfg)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let addr = transport.local_addr().unwrap_or(listen);
+    let opts = ServerOptions {
+        limits,
+        ..ServerOptions::with_paxos(mode)
+    };
     match kv_app::start_server(&node, peers.into_iter().collect(), opts).await {
-        Ok(server) => Ok((node, server, addr)),
+        Ok(server) => Ok(Started {
+            node,
+            server,
+            addr,
+            transport,
+        }),
         Err(e) => {
             node.stop();
             Err(failed(e.to_string()))

@@ -7,6 +7,7 @@ use crate::cli::endpoints::Endpoint;
 use runtime::NodeName;
 use runtime::NodeRole;
 use runtime::transport::tcp::handshake::{self, HandshakeError, Identity, Refusal};
+use runtime::transport::tcp::tls::Secured;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -91,20 +92,29 @@ pub async fn probe_all(servers: &[Endpoint], cookie: &str) -> Report {
 
 /// Dials one server and runs the handshake under a throwaway client name.
 pub async fn probe(server: &Endpoint, cookie: &str) -> Reachability {
-    let mut stream =
-        match tokio::time::timeout(CONNECT_LIMIT, TcpStream::connect(server.addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Reachability::Unreachable(e.to_string()),
-            Err(_) => return Reachability::Unreachable("timed out connecting".into()),
-        };
-    let me = Identity {
-        name: NodeName::new(format!("probe-{:08x}@127.0.0.1", rand::random::<u32>())),
-        role: NodeRole::Client,
-        listen: None,
-        instance: rand::random(),
+    let stream = match tokio::time::timeout(CONNECT_LIMIT, TcpStream::connect(server.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Reachability::Unreachable(e.to_string()),
+        Err(_) => return Reachability::Unreachable("timed out connecting".into()),
     };
+    let me = Identity::new(
+        format!("probe-{:08x}@127.0.0.1", rand::random::<u32>()),
+        NodeRole::Client,
+        runtime::pid::next_creation(),
+    );
     let expected = NodeName::new(&server.name);
-    let dialed = handshake::dial(&mut stream, &me, cookie.as_bytes(), Some(&expected));
+    let dialed = async {
+        let mut secured = match crate::cli::connect::tls() {
+            Some(tls) => tls
+                .connect(stream, server.addr)
+                .await
+                .map_err(|e| HandshakeError::Tls(e.to_string()))?,
+            None => Secured::Plain(stream),
+        };
+        handshake::dial(&mut secured, &me, cookie.as_bytes(), Some(&expected))
+            .await
+            .map_err(runtime::transport::tcp::tls::tls_failure)
+    };
     match tokio::time::timeout(HANDSHAKE_LIMIT, dialed).await {
         Ok(Ok(_)) => Reachability::Accepted,
         Ok(Err(HandshakeError::WrongCookie))

@@ -101,6 +101,37 @@ impl Proc {
         }
     }
 
+    /// As `spawn_with`, with stderr written to `stderr` (a log to read back).
+    pub fn spawn_logging(args: &[&str], env: &[(&str, &str)], stderr: &std::path::Path) -> Proc {
+        let log = std::fs::File::create(stderr).expect("create the stderr file");
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("PAXOSKV_COOKIE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start paxoskv");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines,
+            stdin: None,
+            seen: Vec::new(),
+        }
+    }
+
     /// The next stdout line, waiting at most `within`; `None` on timeout or end.
     pub fn next_line(&mut self, within: Duration) -> Option<String> {
         match self.lines.recv_timeout(within) {
@@ -334,12 +365,13 @@ impl Cluster {
             .iter()
             .map(|(name, port)| {
                 let listen = format!("127.0.0.1:{port}");
-                Proc::spawn(
+                Proc::spawn_with(
                     &[
-                        "node", "--name", name, "--listen", &listen, "--peers", &peers, "--cookie",
-                        &cookie, "--paxos", mode,
+                        "node", "--name", name, "--listen", &listen, "--peers", &peers, "--paxos",
+                        mode,
                     ],
                     false,
+                    &[("PAXOSKV_COOKIE", &cookie)],
                 )
             })
             .collect();
@@ -369,36 +401,41 @@ impl Cluster {
         endpoints(&chosen)
     }
 
-    /// `paxoskv client --servers SERVERS --cookie C ARGS...`.
+    /// The environment that gives a command this cluster's cookie (never argv, which
+    /// `ps` shows).
+    pub fn cookie_env(&self) -> [(&str, &str); 1] {
+        [("PAXOSKV_COOKIE", &self.cookie)]
+    }
+
+    /// `paxoskv client --servers SERVERS ARGS...` with the cluster's cookie.
     pub fn client(&self, servers: &str, args: &[&str], within: Duration) -> Out {
-        let mut all = vec!["client", "--servers", servers, "--cookie", &self.cookie];
+        let mut all = vec!["client", "--servers", servers];
         all.extend_from_slice(args);
-        run(&all, None, within)
+        run_with(&all, None, within, &self.cookie_env())
     }
 
     /// A `paxoskv client --pipe` left running, fed through `Proc::send`.
     pub fn pipe_proc(&self, servers: &str, timeout_secs: &str) -> Proc {
-        Proc::spawn(
+        Proc::spawn_with(
             &[
                 "client",
                 "--servers",
                 servers,
-                "--cookie",
-                &self.cookie,
                 "--timeout",
                 timeout_secs,
                 "--pipe",
             ],
             true,
+            &self.cookie_env(),
         )
     }
 
-    /// `paxoskv ctl --node <node i> --cookie C ARGS...` (i is 1-based).
+    /// `paxoskv ctl --node <node i> ARGS...` with the cluster's cookie (i is 1-based).
     pub fn ctl(&self, i: usize, args: &[&str]) -> Out {
         let node = self.some(&[i]);
-        let mut all = vec!["ctl", "--node", &node, "--cookie", &self.cookie];
+        let mut all = vec!["ctl", "--node", &node];
         all.extend_from_slice(args);
-        run(&all, None, Duration::from_secs(30))
+        run_with(&all, None, Duration::from_secs(30), &self.cookie_env())
     }
 
     /// `ctl status` of node i, parsed.

@@ -203,7 +203,9 @@ impl BatcherMachine {
     /// Proposes the next batch here, at `max + 1`; tells local managers `Proposed` and
     /// each follower batcher one `ForwardedAt` with its entries.
     fn launch(&mut self, max: u64) {
-        let batch = self.pending.take_oldest(MAX_BATCH);
+        let batch = self
+            .pending
+            .take_oldest_within(MAX_BATCH, crate::limits::MAX_BATCH_BYTES);
         let seq = max + 1;
         let value = Batch::from(distinct_entries(&batch));
         self.effects.push(Effect::Propose {
@@ -264,7 +266,9 @@ impl BatcherMachine {
         if let Some(leader) = self.forwarder.target(now, view.leader_connected) {
             if !self.forwarder.busy() {
                 if due <= now {
-                    let batch = self.pending.take_oldest(MAX_BATCH);
+                    let batch = self
+                        .pending
+                        .take_oldest_within(MAX_BATCH, crate::limits::MAX_BATCH_BYTES);
                     let forward = self.forwarder.send(&self.me, batch, &self.counters, now);
                     self.effects.push(Effect::Forward { leader, forward });
                     // Its patience is now due, and more may wait for the answer.

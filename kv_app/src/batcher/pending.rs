@@ -97,6 +97,13 @@ impl Pending {
         taken
     }
 
+    /// Takes out the oldest entries, at most `most` and, but for a first entry larger
+    /// than that, at most `max_bytes` ([`crate::limits::batch_len`]).
+    pub(super) fn take_oldest_within(&mut self, most: usize, max_bytes: usize) -> Vec<Waiting> {
+        let n = crate::limits::batch_len(self.waiting.iter().map(|w| &w.entry), most, max_bytes);
+        self.take_oldest(n)
+    }
+
     /// Keeps only the entries `keep` holds to.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Waiting) -> bool) {
         let managers = &mut self.managers;

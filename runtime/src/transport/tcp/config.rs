@@ -19,7 +19,26 @@ pub struct TcpConfig {
     pub peers: Vec<(NodeName, SocketAddr)>,
     /// The largest frame body accepted or sent, in bytes.
     pub max_frame: usize,
+    /// The cluster's member list (server nodes), this node included if it is one. When
+    /// set, the handshake carries its digest: a peer started with another list is refused,
+    /// and a member that restarts without its state is refused under its old name.
+    pub members: Option<Vec<NodeName>>,
+    /// This node recovered its state from disk at start: peers accept it under its old
+    /// name after a restart.
+    pub recovered: bool,
+    /// The most bytes waiting to be written to one peer; past it the connection is closed
+    /// (the peer is not reading) rather than letting the buffer grow.
+    pub max_outbox: usize,
+    /// The most incoming connections in the handshake at once; more are closed at once.
+    pub max_handshakes: usize,
+    /// TLS for every connection, both ways, when set; the cookie handshake runs inside.
+    pub tls: Option<super::tls::TlsSettings>,
 }
+
+/// The default [`TcpConfig::max_outbox`]: 64 MiB.
+pub const DEFAULT_MAX_OUTBOX: usize = 64 * 1024 * 1024;
+/// The default [`TcpConfig::max_handshakes`].
+pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
 
 impl TcpConfig {
     /// A client-only configuration with this cookie, no peers, the default frame limit.
@@ -29,7 +48,18 @@ impl TcpConfig {
             cookie: cookie.into(),
             peers: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
+            members: None,
+            recovered: false,
+            max_outbox: DEFAULT_MAX_OUTBOX,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            tls: None,
         }
+    }
+
+    /// Sets the cluster's member list.
+    pub fn members(mut self, members: impl IntoIterator<Item = NodeName>) -> Self {
+        self.members = Some(members.into_iter().collect());
+        self
     }
 
     /// Accepts connections on `addr`.
@@ -62,6 +92,8 @@ pub struct Tuning {
     pub backoff_max: Duration,
     /// How long a reader keeps polling an empty socket before it sleeps.
     pub spin: Duration,
+    /// The shortest time between two warnings of one cause about bad connections.
+    pub warn_interval: Duration,
 }
 
 impl Default for Tuning {
@@ -74,6 +106,7 @@ impl Default for Tuning {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             spin: Duration::from_micros(50),
+            warn_interval: super::complaints::DEFAULT_INTERVAL,
         }
     }
 }
@@ -87,4 +120,6 @@ pub enum TcpError {
     NoRuntime,
     #[error("the maximum frame size must be at least 64 bytes, got {0}")]
     MaxFrame(usize),
+    #[error("the maximum outgoing buffer ({outbox} bytes) must hold one frame ({frame} bytes)")]
+    MaxOutbox { outbox: usize, frame: usize },
 }

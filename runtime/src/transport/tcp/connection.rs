@@ -12,14 +12,16 @@
 //! window before it sleeps on readiness, so a ping-pong does not pay a thread wake-up per
 //! message (see [`Connection::run_reader`]).
 
+use super::binding::names_bound;
 use super::frame::{Frame, FrameBuffer, FrameError};
+use super::tls::Session;
 use crate::faults::NodeRole;
 use crate::node::{Node, WeakNode};
 use crate::pid::NodeName;
 use parking_lot::Mutex;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -36,7 +38,10 @@ struct Outbox {
 pub(crate) struct PeerInfo {
     pub(crate) name: NodeName,
     pub(crate) role: NodeRole,
-    pub(crate) instance: u64,
+    pub(crate) incarnation: u64,
+    /// The token the peer showed: a later connection claiming the same incarnation
+    /// must show it again.
+    pub(crate) token: [u8; 32],
     pub(crate) addr: SocketAddr,
     /// Whether this node opened the connection.
     pub(crate) dialed_by_me: bool,
@@ -54,7 +59,13 @@ pub(crate) enum Ended {
     BadFrame(FrameError),
     /// The node was dropped.
     NodeGone,
+    /// The outgoing buffer went over its limit: the peer does not read.
+    Overflow,
 }
+
+/// Buffers larger than this are not kept for reuse once written: memory after a burst of
+/// big frames goes back to what small ones need.
+const KEEP_SPARE: usize = 1024 * 1024;
 
 /// Timings the reader and writer follow.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +91,13 @@ pub(crate) struct Connection {
     /// Set when the transport dropped this connection for a newer one: its end is not a
     /// loss of the peer.
     pub(crate) replaced: AtomicBool,
+    /// The most bytes that may wait in the outgoing buffer.
+    max_outbox: usize,
+    /// Set when the connection was closed because the outgoing buffer was full.
+    pub(crate) overflowed: AtomicBool,
+    /// The TLS session, when the connection runs under TLS: every byte written is sealed
+    /// by it (under the outbox lock, so in order) and every byte read opened.
+    tls: Option<Session>,
 }
 
 impl Connection {
@@ -90,8 +108,15 @@ impl Connection {
         peer: PeerInfo,
         socket: std::net::TcpStream,
         initial: Vec<u8>,
+        max_outbox: usize,
+        tls: Option<rustls::Connection>,
     ) -> io::Result<Connection> {
         socket.set_nonblocking(true)?;
+        let tls = tls.map(Session::new);
+        let initial = match &tls {
+            Some(t) if !initial.is_empty() => t.seal(&initial)?,
+            _ => initial,
+        };
         let busy = !initial.is_empty();
         let conn = Connection {
             id,
@@ -105,6 +130,9 @@ impl Connection {
             wake_writer: Notify::new(),
             sent_recently: AtomicBool::new(busy),
             replaced: AtomicBool::new(false),
+            max_outbox,
+            overflowed: AtomicBool::new(false),
+            tls,
         };
         if busy {
             conn.wake_writer.notify_one();
@@ -119,7 +147,18 @@ impl Connection {
             return;
         }
         let mut out = self.out.lock();
-        out.pending.extend_from_slice(bytes);
+        match &self.tls {
+            Some(t) => match t.seal(bytes) {
+                Ok(sealed) => out.pending.extend_from_slice(&sealed),
+                Err(e) => {
+                    log::debug!("sealing for {} failed: {e}", self.peer.name);
+                    drop(out);
+                    self.close();
+                    return;
+                }
+            },
+            None => out.pending.extend_from_slice(bytes),
+        }
         if !out.writer_busy {
             out.writer_busy = true;
             drop(out);
@@ -134,8 +173,29 @@ impl Connection {
         if out.closed {
             return false;
         }
+        let sealed;
+        let bytes = match &self.tls {
+            Some(t) => match t.seal(bytes) {
+                Ok(s) => {
+                    sealed = s;
+                    &sealed[..]
+                }
+                Err(e) => {
+                    log::debug!("sealing for {} failed: {e}", self.peer.name);
+                    drop(out);
+                    self.close();
+                    return false;
+                }
+            },
+            None => bytes,
+        };
         self.sent_recently.store(true, Ordering::Relaxed);
         if out.writer_busy {
+            if out.pending.len() + bytes.len() > self.max_outbox {
+                drop(out);
+                self.overflow();
+                return false;
+            }
             out.pending.extend_from_slice(bytes);
             return true;
         }
@@ -167,6 +227,17 @@ impl Connection {
         true
     }
 
+    /// Closes the connection because the peer does not read what is sent to it.
+    fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        log::debug!(
+            "outgoing buffer to {} over {} bytes: closing",
+            self.peer.name,
+            self.max_outbox
+        );
+        self.close();
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.out.lock().closed
     }
@@ -186,7 +257,19 @@ impl Connection {
         self.wake_writer.notify_one();
     }
 
-    /// Writes all of `data`, waiting for the socket when it is full.
+    /// Writes all of `data` (sealed under TLS), waiting for the socket when it is full.
+    /// Only for a connection no writer task serves.
+    pub(crate) async fn write_sealed(&self, data: &[u8]) -> io::Result<()> {
+        match &self.tls {
+            Some(t) => {
+                let sealed = t.seal(data)?;
+                self.write_all(&sealed).await
+            }
+            None => self.write_all(data).await,
+        }
+    }
+
+    /// Writes all of `data` as it is, waiting for the socket when it is full.
     pub(crate) async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             match (&self.raw).write(data) {
@@ -237,7 +320,9 @@ impl Connection {
                     return;
                 }
                 chunk.clear();
-                spare = chunk;
+                if chunk.capacity() <= KEEP_SPARE {
+                    spare = chunk;
+                }
             }
         }
     }
@@ -250,28 +335,64 @@ impl Connection {
     /// place for the spin window (giving the core away between polls) before it sleeps.
     /// Spinning inside one poll, rather than yielding to tokio between polls, keeps the
     /// scheduler from waking an idle worker thread on every turn.
-    pub(crate) async fn run_reader(&self, node: &WeakNode, max_frame: usize, t: Timing) -> Ended {
+    /// Frames naming nodes other than the peer and this node (`me`) are dropped and
+    /// counted in `forged`.
+    pub(crate) async fn run_reader(
+        &self,
+        node: &WeakNode,
+        me: &NodeName,
+        max_frame: usize,
+        t: Timing,
+        forged: &AtomicU64,
+    ) -> Ended {
         let mut frames = FrameBuffer::new(max_frame);
+        // Under TLS, socket bytes are read here and opened into `frames`.
+        let mut cipher = vec![0u8; if self.tls.is_some() { 64 * 1024 } else { 0 }];
+        if let Some(node) = node.upgrade()
+            && let Some(t) = &self.tls
+        {
+            let opened = t
+                .open(&[], &mut |plain| feed(&mut frames, plain))
+                .and_then(|_| self.deliver(&node, me, &mut frames, forged));
+            if let Err(e) = opened {
+                return Ended::BadFrame(e);
+            }
+        }
         let runtime = tokio::runtime::Handle::current().metrics();
         let mut last_byte = Instant::now();
         // Whether the tasks this reader woke have had their turn.
         let mut yielded = true;
         loop {
             let spin_until = yielded.then(|| Instant::now() + t.spin);
-            match self.read_some(frames.spare(), spin_until, &runtime) {
+            let buf = if self.tls.is_some() {
+                &mut cipher[..]
+            } else {
+                frames.spare()
+            };
+            match self.read_some(buf, spin_until, &runtime) {
                 Ok(Some(0)) => return Ended::Eof,
                 Ok(Some(n)) => {
-                    frames.filled(n);
+                    let mut tls_closed = false;
+                    match &self.tls {
+                        Some(t) => match t.open(&cipher[..n], &mut |p| feed(&mut frames, p)) {
+                            Ok(open) => tls_closed = !open,
+                            Err(e) => return Ended::BadFrame(e),
+                        },
+                        None => frames.filled(n),
+                    }
                     last_byte = Instant::now();
                     // Upgraded on every read, ticks included, so that a reader whose
                     // node was dropped stops even if only ticks arrive.
                     let Some(node) = node.upgrade() else {
                         return Ended::NodeGone;
                     };
-                    if let Err(e) = self.deliver(&node, &mut frames) {
+                    if let Err(e) = self.deliver(&node, me, &mut frames, forged) {
                         return Ended::BadFrame(e);
                     }
                     drop(node);
+                    if tls_closed {
+                        return Ended::Eof;
+                    }
                     yielded = false;
                     // Let other tasks run when a peer keeps the socket full.
                     tokio::task::consume_budget().await;
@@ -333,13 +454,35 @@ impl Connection {
         tokio::net::TcpStream::from_std(self.raw.try_clone()?)
     }
 
-    /// Hands every complete frame to the node.
-    fn deliver(&self, node: &Node, frames: &mut FrameBuffer) -> Result<(), FrameError> {
+    /// Hands every complete frame to the node, but for forged ones.
+    fn deliver(
+        &self,
+        node: &Node,
+        me: &NodeName,
+        frames: &mut FrameBuffer,
+        forged: &AtomicU64,
+    ) -> Result<(), FrameError> {
         while let Some(frame) = frames.next_frame()? {
             if let Frame::Wire(wire) = frame {
-                node.handle_wire(&self.peer.name, self.peer.role, wire);
+                if names_bound(&wire, &self.peer.name, me) {
+                    node.handle_wire(&self.peer.name, self.peer.role, wire);
+                } else {
+                    forged.fetch_add(1, Ordering::Relaxed);
+                    log::debug!("{me}: forged frame from {} dropped", self.peer.name);
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// Copies opened bytes into the frame buffer.
+fn feed(frames: &mut FrameBuffer, mut plain: &[u8]) {
+    while !plain.is_empty() {
+        let spare = frames.spare();
+        let n = spare.len().min(plain.len());
+        spare[..n].copy_from_slice(&plain[..n]);
+        frames.filled(n);
+        plain = &plain[n..];
     }
 }

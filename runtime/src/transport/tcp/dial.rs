@@ -5,6 +5,7 @@
 
 use super::connection::{Connection, PeerInfo};
 use super::handshake::{self, HandshakeError, Refusal};
+use super::tls::Secured;
 use super::{Entry, Inner, frame};
 use crate::pid::NodeName;
 use std::io;
@@ -21,8 +22,8 @@ impl Inner {
         let mut retry_wait = self.tuning.backoff_min;
         loop {
             match self.connect_and_handshake(&peer, addr).await {
-                Ok((stream, hello)) => {
-                    return self.dial_succeeded(peer, addr, attempt, stream, hello);
+                Ok((stream, dialed)) => {
+                    return self.dial_succeeded(peer, addr, attempt, stream, dialed);
                 }
                 Err(DialError::Handshake(HandshakeError::Refused(Refusal::Crossed))) => {
                     // The peer's own dial is on its way and will take the queued frames.
@@ -62,8 +63,8 @@ impl Inner {
         &self,
         peer: &NodeName,
         addr: SocketAddr,
-    ) -> Result<(TcpStream, handshake::Hello), DialError> {
-        let mut stream =
+    ) -> Result<(Secured, handshake::Dialed), DialError> {
+        let stream =
             match tokio::time::timeout(self.tuning.connect_timeout, TcpStream::connect(addr)).await
             {
                 Ok(Ok(s)) => s,
@@ -71,13 +72,23 @@ impl Inner {
                 Err(_) => return Err(DialError::Timeout("connecting")),
             };
         let _ = stream.set_nodelay(true);
-        match tokio::time::timeout(
-            self.tuning.handshake_timeout,
-            handshake::dial(&mut stream, &self.me, &self.cookie, Some(peer)),
-        )
-        .await
-        {
-            Ok(Ok(hello)) => Ok((stream, hello)),
+        let judge = |hello: &handshake::Hello| self.judge(hello);
+        let handshake = async {
+            let mut secured = match &self.tls {
+                Some(tls) => tls
+                    .connect(stream, addr)
+                    .await
+                    .map_err(|e| HandshakeError::Tls(e.to_string()))?,
+                None => Secured::Plain(stream),
+            };
+            let dialed =
+                handshake::dial_judged(&mut secured, &self.me, &self.cookie, Some(peer), &judge)
+                    .await
+                    .map_err(super::tls::tls_failure)?;
+            Ok::<_, HandshakeError>((secured, dialed))
+        };
+        match tokio::time::timeout(self.tuning.handshake_timeout, handshake).await {
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(DialError::Handshake(e)),
             Err(_) => Err(DialError::Timeout("in the handshake")),
         }
@@ -88,27 +99,28 @@ impl Inner {
         peer: NodeName,
         addr: SocketAddr,
         attempt: u64,
-        stream: TcpStream,
-        hello: handshake::Hello,
+        secured: Secured,
+        dialed: handshake::Dialed,
     ) {
+        let (stream, tls) = secured.into_parts();
+        let hello = dialed.peer;
         let info = PeerInfo {
             name: peer.clone(),
             role: hello.role,
-            instance: hello.instance,
+            incarnation: hello.incarnation,
+            token: dialed.token,
             addr,
             dialed_by_me: true,
         };
-        let conn = match stream
-            .into_std()
-            .and_then(|s| Connection::new(self.next_id(), info, s, Vec::new()))
-        {
+        let conn = match stream.into_std().and_then(|s| {
+            Connection::new(self.next_id(), info, s, Vec::new(), self.max_outbox, tls)
+        }) {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 self.dial_failed(&peer, addr, attempt, DialError::Connect(e));
                 return;
             }
         };
-        self.roles.write().insert(peer.clone(), hello.role);
         let published = {
             let mut table = self.table.lock();
             match table.get_mut(&peer) {
@@ -123,6 +135,7 @@ impl Inner {
             }
         };
         if published {
+            self.remember(&peer, hello.role, hello.incarnation);
             log::debug!("{}: connected to {peer} at {addr}", self.me.name);
             self.serve(conn);
         } else {
@@ -164,21 +177,19 @@ impl Inner {
             return;
         };
         let frames = count_frames(&queued);
-        self.dropped.fetch_add(frames, Ordering::Relaxed);
+        self.counters.dropped.fetch_add(frames, Ordering::Relaxed);
+        let me = &self.me.name;
         match &why {
+            DialError::Handshake(e) if self.explain_rejection(addr, e).is_some() => {}
             DialError::Handshake(HandshakeError::WrongCookie)
             | DialError::Handshake(HandshakeError::Refused(Refusal::WrongCookie)) => {
-                log::warn!(
-                    "{}: connection to {peer} at {addr} failed: wrong cookie",
-                    self.me.name
-                )
+                self.complaints.warn(me, "wrong cookies", || {
+                    format!("connection to {peer} at {addr} failed: wrong cookie")
+                })
             }
-            DialError::Handshake(e) => {
-                log::warn!(
-                    "{}: handshake with {peer} at {addr} failed: {e}",
-                    self.me.name
-                )
-            }
+            DialError::Handshake(e) => self.complaints.warn(me, "failed handshakes", || {
+                format!("handshake with {peer} at {addr} failed: {e}")
+            }),
             _ => log::debug!(
                 "{}: cannot reach {peer} at {addr}: {why}; {frames} frame(s) dropped, \
                  next try in {delay:?}",

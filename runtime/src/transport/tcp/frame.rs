@@ -7,8 +7,7 @@ use crate::transport::Wire;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The default largest frame body a node accepts: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -88,8 +87,8 @@ pub(crate) fn announced_len(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Reads one length-prefixed message from a stream (used by the handshake).
-pub async fn read_message<T: DeserializeOwned>(
-    stream: &mut TcpStream,
+pub async fn read_message<T: DeserializeOwned, S: AsyncRead + Unpin>(
+    stream: &mut S,
     max: usize,
 ) -> Result<T, FrameError> {
     let mut prefix = [0u8; HEADER_LEN];
@@ -112,12 +111,13 @@ pub async fn read_message<T: DeserializeOwned>(
 }
 
 /// Writes one message as a frame (used by the handshake).
-pub async fn write_message<T: Serialize>(
-    stream: &mut TcpStream,
+pub async fn write_message<T: Serialize, S: AsyncWrite + Unpin>(
+    stream: &mut S,
     msg: &T,
 ) -> Result<(), FrameError> {
     let bytes = encode(msg)?;
     stream.write_all(&bytes).await?;
+    stream.flush().await?;
     Ok(())
 }
 

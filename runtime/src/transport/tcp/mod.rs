@@ -3,7 +3,11 @@
 //!
 //! - `config`: [`TcpConfig`], [`Tuning`], [`TcpError`].
 //! - [`frame`]: length-prefixed postcard frames with a maximum size.
-//! - [`handshake`]: the cookie check, HMAC-SHA256 challenge-response both ways.
+//! - [`handshake`]: the cookie check, HMAC-SHA256 challenge-response both ways, the
+//!   member-list digest and the incarnation (creation number and token).
+//! - `binding`: a connection speaks only for the node that proved itself on it.
+//! - [`tls`]: TLS (rustls) under the cookie handshake, certificates from files.
+//! - `complaints`: rate-limited warnings about bad connections.
 //! - `connection`: one live connection: direct writes from the sender when nothing is
 //!   waiting, a writer task for the rest and for heartbeat ticks, a reader task that
 //!   spins briefly before sleeping and delivers straight into the node.
@@ -19,6 +23,15 @@
 //! (50 ms doubling to 2 s) are dropped and counted. When two nodes dial each other at the
 //! same moment the connection dialed by the lower name is kept, decided during the
 //! handshake, before any frame flows.
+//!
+//! Hostile input: nothing a peer says is kept before it proved the cookie (names stay
+//! bounded strings until then; at most [`TcpConfig::max_handshakes`] handshakes run at
+//! once). An authenticated peer's frames must name only it and this node. A second
+//! connection claiming a connected name replaces the first only with the same
+//! incarnation and that incarnation's token. With a member list, a peer with another
+//! list is refused, and so is a member that restarted without its state: it learns why
+//! ([`TcpTransport::refused`]) and should stop. What a connection waits to write is
+//! bounded ([`TcpConfig::max_outbox`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), runtime::transport::tcp::TcpError> {
@@ -45,29 +58,34 @@
 //! ```
 
 mod accept;
+mod binding;
+mod complaints;
 mod config;
 mod connection;
 mod dial;
 pub mod frame;
+pub mod fuzzing;
 pub mod handshake;
+pub mod tls;
 
+use self::complaints::Complaints;
 use self::connection::{Connection, Ended, Timing};
-use self::handshake::Identity;
+use self::handshake::{Hello, Identity, Refusal};
 use super::{Transport, Wire};
 use crate::faults::NodeRole;
 use crate::node::{Node, WeakNode};
 use crate::pid::NodeName;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use self::config::{TcpConfig, TcpError, Tuning};
+pub use self::config::{DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_OUTBOX, TcpConfig, TcpError, Tuning};
 pub use self::frame::DEFAULT_MAX_FRAME;
 
 /// Starts a node on TCP. Returns the node and the address it listens on (`None` for a
@@ -109,6 +127,23 @@ struct Inner {
     me: Identity,
     cookie: Vec<u8>,
     max_frame: usize,
+    max_outbox: usize,
+    max_handshakes: usize,
+    tls: Option<tls::TlsSettings>,
+    /// The member list, when one was given.
+    members: Option<HashSet<NodeName>>,
+    /// The incarnation last seen of each member: a member back with another one and no
+    /// recovered state is refused.
+    seen: Mutex<HashMap<NodeName, u64>>,
+    /// Incoming connections in the handshake now.
+    handshakes: AtomicUsize,
+    complaints: Complaints,
+    counters: Counters,
+    /// Why this node was refused by its cluster, once it was (see
+    /// [`TcpTransport::refused`]).
+    refused: tokio::sync::watch::Sender<Option<String>>,
+    /// The last refusal after a proof, either way (see [`TcpTransport::last_rejection`]).
+    last_rejection: Mutex<Option<String>>,
     tuning: Tuning,
     node: WeakNode,
     runtime: tokio::runtime::Handle,
@@ -118,8 +153,40 @@ struct Inner {
     next_id: AtomicU64,
     closed: AtomicBool,
     listener: Mutex<Option<JoinHandle<()>>>,
-    dropped: AtomicU64,
     tick: Vec<u8>,
+}
+
+/// The transport's counters.
+#[derive(Default)]
+struct Counters {
+    dropped: AtomicU64,
+    forged: AtomicU64,
+    refused: AtomicU64,
+    overflowed: AtomicU64,
+}
+
+/// A snapshot of what a TCP transport counted and holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Frames dropped on the way out (see [`TcpTransport::dropped_frames`]).
+    pub dropped: u64,
+    /// Frames received that named a node other than their connection's peer or this node.
+    pub forged: u64,
+    /// Incoming connections refused or failed before they were kept.
+    pub refused: u64,
+    /// Connections closed because their outgoing buffer was full.
+    pub overflowed: u64,
+    /// Incoming connections in the handshake now.
+    pub handshakes: usize,
+    /// Peers whose role is remembered (connected peers and members).
+    pub roles: usize,
+    /// Entries in the connection table.
+    pub table: usize,
+    /// Entries in the address book.
+    pub book: usize,
+    /// Warnings about bad connections logged, and held back by the rate limit.
+    pub warnings_logged: u64,
+    pub warnings_held_back: u64,
 }
 
 /// What `send` does once the table lock is released.
@@ -151,6 +218,12 @@ impl TcpTransport {
         if cfg.max_frame < 64 {
             return Err(TcpError::MaxFrame(cfg.max_frame));
         }
+        if cfg.max_outbox < cfg.max_frame + frame::HEADER_LEN {
+            return Err(TcpError::MaxOutbox {
+                outbox: cfg.max_outbox,
+                frame: cfg.max_frame,
+            });
+        }
         let listener = match cfg.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -167,15 +240,27 @@ impl TcpTransport {
             None => None,
         };
         let node = Node::new(name, role);
+        let mut me = Identity::new(node.name().clone(), role, node.creation());
+        me.listen = bound;
+        me.recovered = cfg.recovered;
+        me.members = cfg
+            .members
+            .as_ref()
+            .map(|m| handshake::members_digest(m.iter().map(|n| n.as_str())));
         let inner = Arc::new(Inner {
-            me: Identity {
-                name: node.name().clone(),
-                role,
-                listen: bound,
-                instance: rand::random(),
-            },
+            me,
             cookie: cfg.cookie.into_bytes(),
             max_frame: cfg.max_frame,
+            max_outbox: cfg.max_outbox,
+            max_handshakes: cfg.max_handshakes,
+            tls: cfg.tls,
+            members: cfg.members.map(|m| m.into_iter().collect()),
+            seen: Mutex::new(HashMap::new()),
+            handshakes: AtomicUsize::new(0),
+            complaints: Complaints::new(tuning.warn_interval),
+            counters: Counters::default(),
+            refused: tokio::sync::watch::Sender::new(None),
+            last_rejection: Mutex::new(None),
             tuning,
             node: node.downgrade(),
             runtime,
@@ -185,7 +270,6 @@ impl TcpTransport {
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             listener: Mutex::new(None),
-            dropped: AtomicU64::new(0),
             tick: frame::tick_frame(),
         });
         if let Some(listener) = listener {
@@ -237,7 +321,47 @@ impl TcpTransport {
     /// Frames this transport dropped: sent while a peer was unreachable or backing off,
     /// queued for a dial that failed, or too large to send.
     pub fn dropped_frames(&self) -> u64 {
-        self.inner.dropped.load(Ordering::Relaxed)
+        self.inner.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// What the transport counted and holds now.
+    pub fn stats(&self) -> TcpStats {
+        let i = &self.inner;
+        let c = &i.counters;
+        TcpStats {
+            dropped: c.dropped.load(Ordering::Relaxed),
+            forged: c.forged.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            overflowed: c.overflowed.load(Ordering::Relaxed),
+            handshakes: i.handshakes.load(Ordering::Relaxed),
+            roles: i.roles.read().len(),
+            table: i.table.lock().len(),
+            book: i.book.read().len(),
+            warnings_logged: i.complaints.logged(),
+            warnings_held_back: i.complaints.held_back(),
+        }
+    }
+
+    /// The last connection refused after both sides proved the cookie (another member
+    /// list, a restart without state), by this node or its peer, explained.
+    pub fn last_rejection(&self) -> Option<String> {
+        self.inner.last_rejection.lock().clone()
+    }
+
+    /// Waits until the cluster refuses this node for good (a restart without its state
+    /// under a name the members remember) and says why, with what the operator should
+    /// do. A node should stop then: it cannot take part.
+    pub async fn refused(&self) -> String {
+        let mut rx = self.inner.refused.subscribe();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                // The transport is gone; never resolves.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 
@@ -271,7 +395,7 @@ impl Transport for TcpTransport {
 impl Inner {
     fn send(self: &Arc<Self>, peer: &NodeName, wire: Wire) {
         if self.closed.load(Ordering::Acquire) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut bytes = match frame::encode_wire(&wire) {
@@ -283,12 +407,12 @@ impl Inner {
                     b.len() - frame::HEADER_LEN,
                     self.max_frame
                 );
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Err(e) => {
                 log::error!("{}: cannot encode a frame to {peer}: {e}", self.me.name);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -296,6 +420,11 @@ impl Inner {
             let mut table = self.table.lock();
             match table.get_mut(peer) {
                 Some(Entry::Up(conn)) => SendAction::Write(conn.clone()),
+                Some(Entry::Connecting { queued, .. })
+                    if queued.len() + bytes.len() > self.max_outbox =>
+                {
+                    SendAction::Drop("the queue for the connection being made is full")
+                }
                 Some(Entry::Connecting { queued, .. }) => {
                     queued.extend_from_slice(&bytes);
                     SendAction::Done
@@ -339,7 +468,7 @@ impl Inner {
                     .spawn(async move { inner.dial(peer, addr, attempt).await });
             }
             SendAction::Drop(why) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 log::debug!("{}: frame to {peer} dropped: {why}", self.me.name);
                 // A lost link, monitor or exit must still fire: report the peer down. A
                 // lost message needs nothing more.
@@ -366,9 +495,126 @@ impl Inner {
         });
         let inner = self.clone();
         self.runtime.spawn(async move {
-            let ended = conn.run_reader(&inner.node, inner.max_frame, timing).await;
+            let ended = conn
+                .run_reader(
+                    &inner.node,
+                    &inner.me.name,
+                    inner.max_frame,
+                    timing,
+                    &inner.counters.forged,
+                )
+                .await;
             inner.connection_ended(&conn, ended);
         });
+    }
+
+    /// Whether `name` is in the member list.
+    fn is_member(&self, name: &str) -> bool {
+        self.members
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|n| n.as_str() == name))
+    }
+
+    /// The checks both sides of a handshake make on a peer that may be kept: the same
+    /// member list, and, for a member, no restart that lost its state.
+    fn judge(&self, peer: &Hello) -> Option<Refusal> {
+        if let (Some(mine), Some(theirs)) = (self.me.members, peer.members)
+            && mine != theirs
+        {
+            return Some(Refusal::Membership);
+        }
+        if peer.members.is_some() && !peer.recovered && self.is_member(&peer.name) {
+            let seen = self
+                .seen
+                .lock()
+                .iter()
+                .find(|(n, _)| n.as_str() == peer.name)
+                .map(|(_, i)| *i);
+            if seen.is_some_and(|i| i != peer.incarnation) {
+                return Some(Refusal::Restarted);
+            }
+        }
+        None
+    }
+
+    /// Records a kept connection's peer: its role, and a member's incarnation.
+    fn remember(&self, peer: &NodeName, role: NodeRole, incarnation: u64) {
+        self.roles.write().insert(peer.clone(), role);
+        if self.is_member(peer.as_str()) {
+            self.seen.lock().insert(peer.clone(), incarnation);
+        }
+    }
+
+    /// Explains a refusal after the proof, on either side, and when it is this node
+    /// that cannot take part, says so to whoever waits on [`TcpTransport::refused`].
+    fn explain_rejection(
+        &self,
+        addr: SocketAddr,
+        err: &handshake::HandshakeError,
+    ) -> Option<String> {
+        use handshake::HandshakeError::{Rejected, Rejecting};
+        let (reason, peer, by_peer) = match err {
+            Rejected { reason, peer } => (*reason, peer, true),
+            Rejecting { reason, peer } => (*reason, peer, false),
+            _ => return None,
+        };
+        let me = &self.me.name;
+        let text = match reason {
+            Refusal::Membership => {
+                let mine = self.members.as_ref().map(|m| {
+                    let mut v: Vec<&str> = m.iter().map(|n| n.as_str()).collect();
+                    v.sort_unstable();
+                    v.join(",")
+                });
+                format!(
+                    "{} ({addr}) was started with another member list: this node has [{}]                      (digest {}), {} has digest {}; start every node with the same list",
+                    peer.name,
+                    mine.unwrap_or_default(),
+                    self.me
+                        .members
+                        .as_ref()
+                        .map(handshake::short_hex)
+                        .unwrap_or_default(),
+                    peer.name,
+                    peer.members
+                        .as_ref()
+                        .map(handshake::short_hex)
+                        .unwrap_or_default(),
+                )
+            }
+            Refusal::Restarted if by_peer => format!(
+                "{} remembers an earlier run of {me} (this run is incarnation {}): this                  node restarted without its state and cannot take part under the same                  name. Start it under a new name with every member's list updated, or                  restart the whole cluster, or start it from recovered state",
+                peer.name, self.me.incarnation
+            ),
+            Refusal::Restarted => format!(
+                "{} ({addr}) restarted without its state (incarnation {}, an earlier                  one was seen): refused until it is started under a new name or from                  recovered state",
+                peer.name, peer.incarnation
+            ),
+            other => format!("{} ({addr}): {other}", peer.name),
+        };
+        *self.last_rejection.lock() = Some(text.clone());
+        // Only a restart refused by a member is this node's own fault for sure: a list
+        // mismatch may be either side's, and stopping for it would let one misconfigured
+        // node stop a healthy cluster.
+        if by_peer && reason == Refusal::Restarted {
+            log::error!("{me}: refused by the cluster: {text}");
+            self.refused.send_if_modified(|slot| {
+                if slot.is_none() {
+                    *slot = Some(text.clone());
+                    true
+                } else {
+                    false
+                }
+            });
+        } else {
+            let cause = match reason {
+                Refusal::Membership => "member list mismatches",
+                _ => "refused peers",
+            };
+            self.complaints
+                .error(me, cause, || format!("refused: {text}"));
+        }
+        Some(text)
     }
 
     /// Cleans up after a reader stopped; the peer is reported down unless the
@@ -390,18 +636,35 @@ impl Inner {
             }
         };
         conn.close();
+        if removed && !self.is_member(peer.as_str()) {
+            // A client's role is of no use once it is gone; members' are kept.
+            self.roles.write().remove(peer);
+        }
         if self.closed.load(Ordering::Acquire) || conn.replaced.load(Ordering::Relaxed) {
             return;
         }
+        let me = &self.me.name;
+        let ended = if conn.overflowed.load(Ordering::Relaxed) {
+            Ended::Overflow
+        } else {
+            ended
+        };
         match &ended {
-            Ended::BadFrame(e) => log::warn!(
-                "{}: {e} from {peer} ({addr}); connection closed",
-                self.me.name
-            ),
-            Ended::Silent(t) => log::warn!(
-                "{}: nothing heard from {peer} ({addr}) for {t:?}; connection closed",
-                self.me.name
-            ),
+            Ended::BadFrame(e) => self.complaints.warn(me, "bad frames", || {
+                format!("{e} from {peer} ({addr}); connection closed")
+            }),
+            Ended::Silent(t) => self.complaints.warn(me, "silent connections", || {
+                format!("nothing heard from {peer} ({addr}) for {t:?}; connection closed")
+            }),
+            Ended::Overflow => {
+                self.counters.overflowed.fetch_add(1, Ordering::Relaxed);
+                self.complaints.warn(me, "full outgoing buffers", || {
+                    format!(
+                        "{peer} ({addr}) is not reading: more than {} bytes wait to be                          written to it; connection closed",
+                        self.max_outbox
+                    )
+                })
+            }
             Ended::Io(e) => log::info!("{}: connection to {peer} lost: {e}", self.me.name),
             Ended::Eof if by_us => {
                 log::info!(
