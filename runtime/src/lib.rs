@@ -15,6 +15,7 @@ pub mod node;
 pub mod pid;
 pub mod process;
 pub mod reason;
+mod small_value;
 pub mod supervisor;
 pub mod timer;
 pub mod transport;
