@@ -15,7 +15,6 @@ pub mod node;
 pub mod pid;
 pub mod process;
 pub mod reason;
-mod small_value;
 pub mod supervisor;
 pub mod timer;
 pub mod transport;

@@ -3,7 +3,6 @@
 //! with its type, and is decoded when the receiver asks for that type.
 
 use crate::pid::Pid;
-use crate::small_value::SmallValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::any::{Any, TypeId};
@@ -23,9 +22,8 @@ pub fn type_tag<M: 'static>() -> u64 {
     h
 }
 
-/// The body of a message: a local value (in place when small), or bytes from another node.
+/// The body of a message: a local value, or bytes from another node.
 pub(crate) enum Payload {
-    Small(SmallValue),
     Local(Box<dyn Any + Send>),
     Remote { tag: u64, bytes: Vec<u8> },
 }
@@ -39,9 +37,7 @@ pub struct Envelope {
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.payload {
-            Payload::Small(_) | Payload::Local(_) => {
-                write!(f, "Envelope(local from {:?})", self.from)
-            }
+            Payload::Local(_) => write!(f, "Envelope(local from {:?})", self.from),
             Payload::Remote { tag, bytes } => write!(
                 f,
                 "Envelope(remote tag {tag:x}, {} bytes, from {:?})",
@@ -53,13 +49,12 @@ impl std::fmt::Debug for Envelope {
 }
 
 impl Envelope {
-    /// Wraps a local value: in place when it is small, boxed otherwise.
+    /// Wraps a local value.
     pub fn local<M: Message>(from: Option<Pid>, msg: M) -> Self {
-        let payload = match SmallValue::new(msg) {
-            Ok(small) => Payload::Small(small),
-            Err(msg) => Payload::Local(Box::new(msg)),
-        };
-        Envelope { from, payload }
+        Envelope {
+            from,
+            payload: Payload::Local(Box::new(msg)),
+        }
     }
 
     /// The sender, when the message was sent from a process.
@@ -70,7 +65,6 @@ impl Envelope {
     /// Whether this message is of type `M` (without decoding it).
     pub fn is<M: Message>(&self) -> bool {
         match &self.payload {
-            Payload::Small(v) => v.type_id() == TypeId::of::<M>(),
             Payload::Local(b) => (**b).type_id() == TypeId::of::<M>(),
             Payload::Remote { tag, .. } => *tag == type_tag::<M>(),
         }
@@ -81,13 +75,6 @@ impl Envelope {
     /// back, so the caller treats them as an unknown message.
     pub fn downcast<M: Message>(self) -> Result<M, Envelope> {
         match self.payload {
-            Payload::Small(v) => match v.downcast::<M>() {
-                Ok(m) => Ok(m),
-                Err(v) => Err(Envelope {
-                    from: self.from,
-                    payload: Payload::Small(v),
-                }),
-            },
             Payload::Local(b) => match b.downcast::<M>() {
                 Ok(m) => Ok(*m),
                 Err(b) => Err(Envelope {
@@ -117,7 +104,6 @@ impl Envelope {
     /// A reference to the value when it is a local `M` (remote bytes need `take`).
     pub fn peek_local<M: Message>(&self) -> Option<&M> {
         match &self.payload {
-            Payload::Small(v) => v.downcast_ref::<M>(),
             Payload::Local(b) => b.downcast_ref::<M>(),
             Payload::Remote { .. } => None,
         }
@@ -126,7 +112,6 @@ impl Envelope {
     /// Decodes a copy of the message as an `M` without consuming it (local values are cloned).
     pub fn peek<M: Message + Clone>(&self) -> Option<M> {
         match &self.payload {
-            Payload::Small(v) => v.downcast_ref::<M>().cloned(),
             Payload::Local(b) => b.downcast_ref::<M>().cloned(),
             Payload::Remote { tag, bytes } => {
                 if *tag == type_tag::<M>() {
