@@ -166,7 +166,8 @@ impl Hasher for IdHasher {
 
 impl NodeInner {
     fn shard(&self, id: u64) -> &RwLock<ProcMap> {
-        &self.procs[(id as usize) % SHARDS].0
+        // A fixed-size table and a power-of-two count: a mask, no bounds check.
+        &self.procs[(id % SHARDS as u64) as usize].0
     }
 }
 
@@ -178,7 +179,7 @@ pub(crate) struct NodeInner {
     next_ref: AtomicU64,
     /// The process table, sharded by id so that senders on different threads rarely
     /// touch the same lock.
-    procs: Box<[Shard]>,
+    procs: [Shard; SHARDS],
     registry: RwLock<HashMap<String, Pid>>,
     /// mref -> id of the local process it watches (for demonitor by mref alone).
     monitor_index: Mutex<HashMap<Ref, u64>>,
@@ -233,9 +234,7 @@ impl Node {
                 role,
                 next_id: AtomicU64::new(1),
                 next_ref: AtomicU64::new(ref_seed),
-                procs: (0..SHARDS)
-                    .map(|_| Shard(RwLock::new(ProcMap::default())))
-                    .collect(),
+                procs: std::array::from_fn(|_| Shard(RwLock::new(ProcMap::default()))),
                 registry: RwLock::new(HashMap::new()),
                 monitor_index: Mutex::new(HashMap::new()),
                 faults: Faults::new(fault_seed),
