@@ -17,10 +17,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 /// Errors of node-level operations.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,6 +75,7 @@ impl ProcShared {
     }
 
     /// The kill reason, when the process has been killed.
+    #[inline]
     fn kill_requested(&self) -> Option<ExitReason> {
         if self.killed.load(Ordering::Acquire) {
             Some(
@@ -128,15 +130,44 @@ pub struct ProcessInfo {
     pub trap_exit: bool,
 }
 
+/// The process table's map: id -> process, hashed by [`IdHasher`].
+type ProcMap = HashMap<u64, Arc<ProcShared>, BuildHasherDefault<IdHasher>>;
+
 /// One shard of the process table, on its own cache line.
 #[repr(align(128))]
-struct Shard(RwLock<HashMap<u64, Arc<ProcShared>>>);
+struct Shard(RwLock<ProcMap>);
 
 const SHARDS: usize = 64;
 
+/// The process table's hasher. Process ids are a node-local counter, not chosen from
+/// outside, so they need no flood-resistant hash: one folded multiply spreads them over
+/// every bit (the low bits too, which would otherwise be alike within a shard, since a
+/// shard holds ids equal modulo `SHARDS`). SipHash cost more than the rest of a lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let product = u128::from(self.0) * 0x9e37_79b9_7f4a_7c15;
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; this keeps the hasher total all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
 impl NodeInner {
-    fn shard(&self, id: u64) -> &RwLock<HashMap<u64, Arc<ProcShared>>> {
-        &self.procs[(id as usize) % SHARDS].0
+    fn shard(&self, id: u64) -> &RwLock<ProcMap> {
+        // A fixed-size table and a power-of-two count: a mask, no bounds check.
+        &self.procs[(id % SHARDS as u64) as usize].0
     }
 }
 
@@ -148,7 +179,7 @@ pub(crate) struct NodeInner {
     next_ref: AtomicU64,
     /// The process table, sharded by id so that senders on different threads rarely
     /// touch the same lock.
-    procs: Box<[Shard]>,
+    procs: [Shard; SHARDS],
     registry: RwLock<HashMap<String, Pid>>,
     /// mref -> id of the local process it watches (for demonitor by mref alone).
     monitor_index: Mutex<HashMap<Ref, u64>>,
@@ -206,9 +237,7 @@ impl Node {
                 role,
                 next_id: AtomicU64::new(1),
                 next_ref: AtomicU64::new(ref_seed),
-                procs: (0..SHARDS)
-                    .map(|_| Shard(RwLock::new(HashMap::new())))
-                    .collect(),
+                procs: std::array::from_fn(|_| Shard(RwLock::new(ProcMap::default()))),
                 registry: RwLock::new(HashMap::new()),
                 monitor_index: Mutex::new(HashMap::new()),
                 faults: Faults::new(fault_seed),
@@ -399,11 +428,21 @@ impl Node {
         tokio::spawn(async move {
             let mut body = std::pin::pin!(AssertUnwindSafe(f(proc)).catch_unwind());
             // Each poll first checks for a kill (one atomic load), then runs the body.
+            // The task's waker is the same on every poll, so it is handed to the kill
+            // waker once (and again only if it changes), not with two atomic swaps a poll.
+            // Only a kill takes it back out, and a killed process is not polled again.
+            let mut kill_waker_set: Option<Waker> = None;
             let reason = std::future::poll_fn(|cx| {
                 if let Some(r) = shared.kill_requested() {
                     return Poll::Ready(r);
                 }
-                shared.kill_waker.register(cx.waker());
+                if !kill_waker_set
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    shared.kill_waker.register(cx.waker());
+                    kill_waker_set = Some(cx.waker().clone());
+                }
                 match body.as_mut().poll(cx) {
                     Poll::Ready(Ok(v)) => Poll::Ready(v.into_reason()),
                     Poll::Ready(Err(panic)) => Poll::Ready(ExitReason::from_panic(&*panic)),
