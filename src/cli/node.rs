@@ -5,8 +5,8 @@ use crate::cli::args::NodeArgs;
 use crate::cli::endpoints::{self, Endpoint};
 use crate::cli::error::CliError;
 use crate::cli::signals::ShutdownSignals;
-use crate::cli::{connect, cookie, observe, output};
-use kv_app::{KvServer, PaxosMode, ServerOptions};
+use crate::cli::{connect, cookie, data_dir, observe, output};
+use kv_app::{KvServer, PaxosMode, ServerOptions, StorageMode};
 use paxoskv::observer::reading::Member;
 use runtime::transport::tcp::{TcpConfig, start_node};
 use runtime::{Node, NodeName, NodeRole};
@@ -20,8 +20,23 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     let cookie = cookie::resolve(args.cookie.cookie.as_deref())?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
-    let (node, server, addr) =
-        start_server(&name, args.listen, &others, &cookie, args.paxos.mode).await?;
+    let cluster = data_dir::cluster_identity(
+        others
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(std::iter::once(name.as_str())),
+    );
+    let storage = data_dir::storage_for(&args.storage, &name, true, &cluster)?;
+    let (node, server, addr) = start_server(
+        &name,
+        args.listen,
+        &others,
+        &cookie,
+        args.paxos.mode,
+        storage,
+    )
+    .await?;
+    data_dir::announce(&server);
     let members: Vec<Member> = std::iter::once(Member {
         name: name.clone(),
         addr,
@@ -72,7 +87,7 @@ pub fn other_peers(
 }
 
 /// Starts a server node named `name` listening on `listen`, that knows `others`, and the
-/// kv application on it, running Paxos in `mode`. The Paxos peer list is the sorted set of
+/// kv application on it, running Paxos in `mode`, its state kept where `storage` says. The Paxos peer list is the sorted set of
 /// every name, so every node computes the same order (and agrees on the leader, the
 /// first). Returns the node, its kv server and its address.
 pub async fn start_server(
@@ -81,6 +96,7 @@ pub async fn start_server(
     others: &[Endpoint],
     cookie: &str,
     mode: PaxosMode,
+    storage: StorageMode,
 ) -> Result<(Node, KvServer, SocketAddr), CliError> {
     let failed = |reason: String| CliError::Start {
         name: name.to_string(),
@@ -101,7 +117,7 @@ pub async fn start_server(
         .chain(std::iter::once(NodeName::new(name)))
         .collect();
     let opts = ServerOptions::with_paxos(mode);
-    match kv_app::start_server(&node, peers.into_iter().collect(), opts).await {
+    match kv_app::start_server_with(&node, peers.into_iter().collect(), opts, storage).await {
         Ok(server) => Ok((node, server, addr)),
         Err(e) => {
             node.stop();
