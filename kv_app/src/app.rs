@@ -136,6 +136,7 @@ pub fn storage_mode() -> &'static str {
 #[derive(Clone)]
 struct StorageSource {
     dir: String,
+    recovered: Option<OpenReport>,
     snapshots: Arc<parking_lot::Mutex<StoreSnapshots>>,
 }
 
@@ -206,13 +207,16 @@ pub async fn start_server_with(
             .unwrap_or_default()
             .with_deliberate(opts.deliberate),
     ));
-    let storage = durable_parts.as_ref().map(|(snapshots, _, _)| StorageSource {
-        dir: snapshots.lock().dir().parent().map_or_else(
-            || snapshots.lock().dir().display().to_string(),
-            |p| p.display().to_string(),
-        ),
-        snapshots: snapshots.clone(),
-    });
+    let storage = durable_parts
+        .as_ref()
+        .map(|(snapshots, _, _)| StorageSource {
+            dir: snapshots.lock().dir().parent().map_or_else(
+                || snapshots.lock().dir().display().to_string(),
+                |p| p.display().to_string(),
+            ),
+            snapshots: snapshots.clone(),
+            recovered: durable_parts.as_ref().map(|(_, _, report)| report.clone()),
+        });
     let db_durable = durable_parts
         .as_ref()
         .map(|(snapshots, max, _)| (snapshots.clone(), *max));
@@ -232,7 +236,8 @@ pub async fn start_server_with(
             "db_manager",
             Some(DB_MANAGER),
             move || {
-                let manager = db_manager::DbManager::new(db_log.clone(), db_store.clone(), opts.holes);
+                let manager =
+                    db_manager::DbManager::new(db_log.clone(), db_store.clone(), opts.holes);
                 match &db_durable {
                     Some((snapshots, max)) => manager.durable(snapshots.clone(), *max),
                     None => manager,
@@ -477,6 +482,7 @@ impl StatusSources {
                 dir: s.dir.clone(),
                 paxos: self.log.storage_stats().unwrap_or_default(),
                 kv: s.snapshots.lock().stats(),
+                recovered: s.recovered.clone(),
             }),
             connected: node
                 .connected_nodes()

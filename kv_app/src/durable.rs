@@ -68,7 +68,7 @@ pub(crate) struct Opened {
 }
 
 /// What recovery did, for the startup output.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpenReport {
     pub dir: PathBuf,
     pub paxos: RecoverySummary,
@@ -85,6 +85,8 @@ pub struct StorageStatus {
     pub paxos: StorageStats,
     /// The store's snapshots.
     pub kv: StorageStats,
+    /// What recovery found when the node started.
+    pub recovered: Option<OpenReport>,
 }
 
 /// Opens the data dir (creating it if missing) for node `node` of `cluster`. Blocking

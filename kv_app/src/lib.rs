@@ -28,5 +28,5 @@ pub type Batch = std::sync::Arc<[ops::LogEntry]>;
 pub type Log = paxos_app::Paxos<Batch>;
 
 pub use app::{KvServer, NodeStatus, PaxosMode, ServerOptions, start_server, start_server_with};
-pub use durable::{DataDir, StorageMode};
 pub use client::{Client, ClientError, ClientTimeouts};
+pub use durable::{DataDir, StorageMode};

@@ -17,6 +17,6 @@ pub use api::{
     Decided, Durable, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, prepare,
     prepare_with, start, start_with,
 };
+pub use core::Status;
 pub use durable::{OpenedPaxosLog, PaxosLog};
 pub use tables::OnFatal;
-pub use core::Status;

@@ -32,9 +32,15 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
                 return Err(e);
             }
         };
-        let started =
-            node::start_server(&me.name, me.addr, &others, &cookie, args.paxos.mode, storage)
-                .await;
+        let started = node::start_server(
+            &me.name,
+            me.addr,
+            &others,
+            &cookie,
+            args.paxos.mode,
+            storage,
+        )
+        .await;
         if let Ok((_, server, _)) = &started {
             data_dir::announce(server);
         }
