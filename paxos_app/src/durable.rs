@@ -83,7 +83,7 @@ where
     /// Queues `records` (in order after every record queued before); `then` runs on the
     /// storage thread once they are durable, or failed. Compacts the log when the batch
     /// raised the forgetting floor and enough was written since the last snapshot.
-    pub(crate) fn persist_then(&mut self, records: &[Record<V>], then: Then<Range<u64>>) {
+    pub fn persist_then(&mut self, records: &[Record<V>], then: Then<Range<u64>>) {
         let payloads = match records
             .iter()
             .map(storage::payload::encode)
