@@ -215,9 +215,10 @@ impl<V: PaxosValue> Paxos<V> {
         });
     }
 
-    /// What this peer knows of `seq`, from local state only.
+    /// What this peer knows of `seq`, from local state only. A decision shows once the
+    /// records it rests on here are durable (and it was announced).
     pub fn status(&self, seq: u64) -> Status<V> {
-        self.tables.read(|peer| peer.status(seq))
+        self.tables.status(seq)
     }
 
     /// The application no longer needs instances `<= seq`.

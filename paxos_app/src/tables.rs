@@ -11,7 +11,7 @@
 //! leave in the order they were made, so a later batch (a repeated `Accepted`, say, that
 //! rests on an earlier record) never overtakes an earlier one still waiting for its sync.
 
-use crate::core::{MemoryStorage, Peer, PeerConfig, Ready, Role, Seq, Storage};
+use crate::core::{MemoryStorage, Peer, PeerConfig, Ready, Role, Seq, Status, Storage};
 use crate::durable::PaxosLog;
 use crate::{Decided, PaxosValue};
 use parking_lot::Mutex;
@@ -62,6 +62,9 @@ pub(crate) struct Outbox<V> {
     queue: Mutex<VecDeque<Pending<V>>>,
     /// Held while batches are sent, so two threads releasing never interleave them.
     sending: Mutex<()>,
+    /// Instances the peer decided in a batch not yet released: not decided yet for
+    /// anyone outside (the decision may rest on this node's acceptance, not yet durable).
+    unannounced: Mutex<std::collections::HashSet<Seq>>,
     /// Processes waiting for one instance's decision.
     subscribers: Mutex<HashMap<Seq, Vec<Pid>>>,
     /// A process told of every decision (the DB manager).
@@ -137,6 +140,7 @@ impl<V: PaxosValue> Tables<V> {
                 peers: peers.clone(),
                 queue: Mutex::new(VecDeque::new()),
                 sending: Mutex::new(()),
+                unannounced: Mutex::new(Default::default()),
                 subscribers: Mutex::new(HashMap::new()),
                 listener: Mutex::new(None),
                 stopped: stopped.clone(),
@@ -187,6 +191,12 @@ impl<V: PaxosValue> Tables<V> {
             if self.is_stopped() {
                 return result;
             }
+            if !ready.decided.is_empty() {
+                self.out
+                    .unannounced
+                    .lock()
+                    .extend(ready.decided.iter().map(|(seq, _)| *seq));
+            }
             let from = from.cloned();
             match &mut held.sink {
                 Sink::Now(storage) => {
@@ -232,12 +242,25 @@ impl<V: PaxosValue> Tables<V> {
         result
     }
 
+    /// What this node may say of `seq`: a decision counts once its batch was released
+    /// (every record it rests on is durable), not when the peer first knows it.
+    pub(crate) fn status(&self, seq: Seq) -> Status<V> {
+        match self.read(|peer| peer.status(seq)) {
+            Status::Decided(_) if self.out.unannounced.lock().contains(&seq) => Status::Pending,
+            other => other,
+        }
+    }
+
     /// `pid` gets a `Decided` for `seq` once it is decided here (at once if it is).
     pub(crate) fn subscribe(&self, seq: Seq, pid: &Pid) {
         let mut subs = self.out.subscribers.lock();
         // Checked under the subscribers' lock: a decision taken out of the peer after this
-        // check is announced after it, and finds the subscription.
-        let known = self.read(|peer| peer.decided(seq).cloned());
+        // check is announced after it, and finds the subscription. One still waiting in
+        // the outbox is announced by its release, which takes this lock after it left the
+        // unannounced set.
+        let known = self
+            .read(|peer| peer.decided(seq).cloned())
+            .filter(|_| !self.out.unannounced.lock().contains(&seq));
         match known {
             Some(value) => {
                 drop(subs);
@@ -331,6 +354,7 @@ impl<V: PaxosValue> Outbox<V> {
             self.subscribers.lock().retain(|&seq, _| seq >= floor);
         }
         for (seq, value) in ready.decided {
+            self.unannounced.lock().remove(&seq);
             self.announce(seq, value);
         }
     }
