@@ -181,7 +181,7 @@ impl<V: PaxosValue> Tables<V> {
         input: impl FnOnce(&mut Peer<V>, u64) -> R,
     ) -> R {
         let now = self.now_ms();
-        let result = {
+        let (result, now_send) = {
             let mut held = self.held.lock();
             let result = input(&mut held.peer, now);
             if !held.peer.has_ready() {
@@ -198,7 +198,7 @@ impl<V: PaxosValue> Tables<V> {
                     .extend(ready.decided.iter().map(|(seq, _)| *seq));
             }
             let from = from.cloned();
-            match &mut held.sink {
+            let now_send = match &mut held.sink {
                 Sink::Now(storage) => {
                     if !ready.persist.is_empty()
                         && let Err(e) = storage.persist(&ready.persist)
@@ -207,11 +207,9 @@ impl<V: PaxosValue> Tables<V> {
                         self.stopped.store(true, Ordering::SeqCst);
                         return result;
                     }
-                    self.out.queue.lock().push_back(Pending {
-                        from,
-                        ready,
-                        durable: true,
-                    });
+                    // Durable already, and nothing ever waits in the outbox: sent at once,
+                    // after the lock.
+                    Some((from, ready))
                 }
                 Sink::Log(log) => {
                     let durable = ready.persist.is_empty();
@@ -234,11 +232,15 @@ impl<V: PaxosValue> Tables<V> {
                             }),
                         );
                     }
+                    None
                 }
-            }
-            result
+            };
+            (result, now_send)
         };
-        self.out.release();
+        match now_send {
+            Some((from, ready)) => self.out.apply(from.as_ref(), ready),
+            None => self.out.release(),
+        }
         result
     }
 
