@@ -143,7 +143,9 @@ fn the_observer_serves_status_metrics_and_guarded_controls() {
     let all: Value = serde_json::from_str(&all).expect("JSON");
     let s2 = &all["nodes"][1];
     assert_eq!(s2["node"], "s2@127.0.0.1");
-    assert_eq!(s2["mode"], "memory");
+    // Durable by default (in the test's fresh data root).
+    assert_eq!(s2["mode"], "durable");
+    assert!(s2["storage"]["paxos"].is_object(), "{s2}");
     assert_eq!(s2["paxos"]["leader"], "s1@127.0.0.1");
     assert!(s2["processes"].as_array().is_some_and(|p| !p.is_empty()));
 

@@ -8,6 +8,7 @@
 use crate::batcher::{BatcherCounters, Forwarding};
 use crate::control::{self, NODE_CTL};
 use crate::db_manager::{self, HoleFilling, SharedStore};
+use crate::durable::{self, OpenReport, StorageMode, StorageStatus, StoreSnapshots};
 use crate::messages::{
     Answer, BATCHER, DB_MANAGER, ForwardedAt, KV_SERVER, KV_SUP, NODE_SUP, RequestAnswer,
 };
@@ -32,6 +33,10 @@ pub enum KvError {
     Paxos(String),
     #[error("starting the kv supervisor: {0}")]
     Supervisor(String),
+    /// The data dir was refused (one line naming the file and offset) or could not be
+    /// opened.
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// Tuning of the kv processes; the defaults are the product's.
@@ -119,12 +124,22 @@ pub struct KvServer {
     service: Arc<ServiceCounters>,
     leader: Option<NodeName>,
     sup: Pid,
+    storage: Option<StorageSource>,
+    opened: Option<OpenReport>,
 }
 
-/// Where this node keeps its state: `"memory"` until durable storage exists; the one
-/// place to change when it does.
+/// The mode of a node started with [`start_server`] (memory: nothing survives the node);
+/// [`start_server_with`] chooses, and [`KvServer::storage_mode`] says which a node runs.
 pub fn storage_mode() -> &'static str {
-    "memory"
+    StorageMode::Memory.name()
+}
+
+/// Where a durable node's storage figures come from.
+#[derive(Clone)]
+struct StorageSource {
+    dir: String,
+    recovered: Option<OpenReport>,
+    snapshots: Arc<parking_lot::Mutex<StoreSnapshots>>,
 }
 
 /// Starts Paxos and the kv application on `node`, one of `peers` (every server node,
@@ -133,6 +148,18 @@ pub async fn start_server(
     node: &Node,
     peers: Vec<NodeName>,
     opts: ServerOptions,
+) -> Result<KvServer, KvError> {
+    start_server_with(node, peers, opts, StorageMode::Memory).await
+}
+
+/// [`start_server`], keeping the node's state where `mode` says. A durable node opens its
+/// data dir first (off the runtime's workers: recovery reads and syncs), restores its
+/// Paxos peer and its store from it, and refuses to start if the dir is refused.
+pub async fn start_server_with(
+    node: &Node,
+    peers: Vec<NodeName>,
+    opts: ServerOptions,
+    mode: StorageMode,
 ) -> Result<KvServer, KvError> {
     if !peers.contains(node.name()) {
         return Err(KvError::NotAPeer {
@@ -151,11 +178,51 @@ pub async fn start_server(
     node.mark_reply::<RequestAnswer>();
     node.mark_reply::<Answer>();
     node.mark_reply::<ForwardedAt>();
+    let opened = match &mode {
+        StorageMode::Memory => None,
+        StorageMode::Durable(dir) => {
+            let (name, dir) = (node.name().to_string(), dir.clone());
+            let opened = tokio::task::spawn_blocking(move || durable::open(&name, &dir))
+                .await
+                .map_err(|e| KvError::Storage(format!("opening the data dir: {e}")))?
+                .map_err(|e| KvError::Storage(e.to_string()))?;
+            Some(opened)
+        }
+    };
+    let (paxos_durable, restored, durable_parts) = match opened {
+        None => (None, None, None),
+        Some(o) => (
+            Some(o.paxos),
+            o.store,
+            Some((
+                Arc::new(parking_lot::Mutex::new(o.snapshots)),
+                o.accepted_max,
+                o.report,
+            )),
+        ),
+    };
     let (log, paxos_spec): (Log, _) =
-        paxos_app::prepare(node, peers, paxos_opts).map_err(|e| KvError::Paxos(e.to_string()))?;
+        paxos_app::prepare_with(node, peers, paxos_opts, paxos_durable)
+            .map_err(|e| KvError::Paxos(e.to_string()))?;
     let store = SharedStore::new(parking_lot::Mutex::new(
-        crate::store::Store::with_deliberate_bugs(opts.deliberate),
+        restored
+            .unwrap_or_default()
+            .with_deliberate(opts.deliberate),
     ));
+    let storage = durable_parts
+        .as_ref()
+        .map(|(snapshots, _, _)| StorageSource {
+            dir: snapshots.lock().dir().parent().map_or_else(
+                || snapshots.lock().dir().display().to_string(),
+                |p| p.display().to_string(),
+            ),
+            snapshots: snapshots.clone(),
+            recovered: durable_parts.as_ref().map(|(_, _, report)| report.clone()),
+        });
+    let db_durable = durable_parts
+        .as_ref()
+        .map(|(snapshots, max, _)| (snapshots.clone(), *max));
+    let opened_report = durable_parts.map(|(_, _, report)| report);
     let counters = Arc::new(BatcherCounters::default());
     let service = Arc::new(ServiceCounters::default());
     // The distinguished proposer: the batchers' leader and the Multi-Paxos lease holder.
@@ -170,7 +237,14 @@ pub async fn start_server(
         .child(ChildSpec::gen_server(
             "db_manager",
             Some(DB_MANAGER),
-            move || db_manager::DbManager::new(db_log.clone(), db_store.clone(), opts.holes),
+            move || {
+                let manager =
+                    db_manager::DbManager::new(db_log.clone(), db_store.clone(), opts.holes);
+                match &db_durable {
+                    Some((snapshots, max)) => manager.durable(snapshots.clone(), *max),
+                    None => manager,
+                }
+            },
         ))
         .child(ChildSpec::new("kv_batcher", move |sup| {
             let (log, counters) = (batch_log.clone(), batch_counters.clone());
@@ -195,6 +269,7 @@ pub async fn start_server(
         batcher: counters.clone(),
         service: service.clone(),
         leader: leader.clone(),
+        storage: storage.clone(),
     };
     let ctl_log = log.clone();
     let node_spec = SupervisorSpec::new(Strategy::OneForOne)
@@ -223,6 +298,8 @@ pub async fn start_server(
         service,
         leader,
         sup,
+        storage,
+        opened: opened_report,
     })
 }
 
@@ -242,6 +319,9 @@ pub struct NodeStatus {
     /// Where the node keeps its state: "memory" or "durable".
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// A durable node's data dir and storage figures (fsyncs, their latency histogram).
+    #[serde(default)]
+    pub storage: Option<StorageStatus>,
     /// The nodes this node has a live connection with (servers and clients).
     #[serde(default)]
     pub connected: Vec<String>,
@@ -331,8 +411,23 @@ impl KvServer {
             batcher: self.batcher.clone(),
             service: self.service.clone(),
             leader: self.leader.clone(),
+            storage: self.storage.clone(),
         }
         .status()
+    }
+
+    /// `"durable"` or `"memory"`: where this node keeps its state.
+    pub fn storage_mode(&self) -> &'static str {
+        if self.storage.is_some() {
+            "durable"
+        } else {
+            storage_mode()
+        }
+    }
+
+    /// What opening the data dir found (a durable node).
+    pub fn opened(&self) -> Option<&OpenReport> {
+        self.opened.as_ref()
     }
 
     /// Orderly shutdown: the node supervisor stops its children in reverse start order
@@ -367,6 +462,7 @@ struct StatusSources {
     batcher: Arc<BatcherCounters>,
     service: Arc<ServiceCounters>,
     leader: Option<NodeName>,
+    storage: Option<StorageSource>,
 }
 
 impl StatusSources {
@@ -379,7 +475,18 @@ impl StatusSources {
         let node = &self.node;
         NodeStatus {
             node: node.name().to_string(),
-            mode: storage_mode().to_string(),
+            mode: if self.storage.is_some() {
+                "durable"
+            } else {
+                storage_mode()
+            }
+            .to_string(),
+            storage: self.storage.as_ref().map(|s| StorageStatus {
+                dir: s.dir.clone(),
+                paxos: self.log.storage_stats().unwrap_or_default(),
+                kv: s.snapshots.lock().stats(),
+                recovered: s.recovered.clone(),
+            }),
             connected: node
                 .connected_nodes()
                 .iter()

@@ -7,7 +7,13 @@
 //!
 //! Its state (the [`Store`]) lives outside the process, in the kv application's
 //! [`SharedStore`], so a DB manager restarted by its supervisor carries on where it was.
+//!
+//! On a durable node it calls `done(S)` only once a snapshot of the store through S is
+//! durable (see [`crate::durable`]): Paxos must not forget an instance a restart of this
+//! node would have to apply again. After a restart it proposes (empty batches) every
+//! instance up to the highest its acceptor had accepted, to learn what was chosen there.
 
+use crate::durable::{SnapshotWritten, StoreSnapshots};
 use crate::messages::{UpdateDb, Updated};
 use crate::store::Store;
 use crate::{Batch, Log};
@@ -48,6 +54,11 @@ pub(crate) struct DbManager {
     /// The next instance to apply, and since when it has been waited for.
     stalled_since: Option<(u64, Instant)>,
     holes: HoleFilling,
+    /// The store's snapshots on a durable node (shared: they outlive a restart of this
+    /// process); `None` in memory mode, where `done` follows every apply.
+    snapshots: Option<Arc<Mutex<StoreSnapshots>>>,
+    /// After a restart from disk: propose every instance up to this one at start.
+    recover_through: u64,
 }
 
 impl DbManager {
@@ -70,7 +81,13 @@ impl DbManager {
             store.applied_through()
         };
         if applied_any {
-            self.log.done(applied);
+            match &self.snapshots {
+                None => self.log.done(applied),
+                Some(snapshots) => {
+                    let store = self.store.lock();
+                    snapshots.lock().maybe_write(p.node(), &store);
+                }
+            }
             self.stalled_since = None;
         }
         let later = self.waiting.split_off(&(applied + 1));
@@ -145,7 +162,21 @@ impl DbManager {
             waiting: BTreeMap::new(),
             stalled_since: None,
             holes,
+            snapshots: None,
+            recover_through: 0,
         }
+    }
+
+    /// A DB manager of a durable node: `done` waits for the store's snapshots, and every
+    /// instance up to `recover_through` is proposed at start.
+    pub(crate) fn durable(
+        mut self,
+        snapshots: Arc<Mutex<StoreSnapshots>>,
+        recover_through: u64,
+    ) -> Self {
+        self.snapshots = Some(snapshots);
+        self.recover_through = recover_through;
+        self
     }
 }
 
@@ -158,6 +189,16 @@ impl GenServer for DbManager {
     fn init(&mut self, ctx: &mut Process) -> Result<(), ExitReason> {
         self.log.set_listener(Some(ctx.pid().clone()));
         self.apply_ready(ctx);
+        let next = self.store.lock().applied_through() + 1;
+        if self.recover_through >= next {
+            log::info!(
+                "db_manager: learning instances {next}..={} again after a restart",
+                self.recover_through
+            );
+            for seq in next..=self.recover_through {
+                self.log.start(seq, Batch::default());
+            }
+        }
         ctx.send_after(self.holes.tick, ctx.pid(), HoleTick);
         Ok(())
     }
@@ -193,8 +234,25 @@ impl GenServer for DbManager {
             }
             Err(env) => env,
         };
+        let env = match env.downcast::<SnapshotWritten>() {
+            Ok(written) => {
+                let done = self
+                    .snapshots
+                    .as_ref()
+                    .and_then(|s| s.lock().written(written.through));
+                if let Some(through) = done {
+                    self.log.done(through);
+                }
+                return Flow::Continue;
+            }
+            Err(env) => env,
+        };
         if env.is::<HoleTick>() {
             self.apply_ready(ctx);
+            if let Some(snapshots) = &self.snapshots {
+                let store = self.store.lock();
+                snapshots.lock().maybe_write(ctx.node(), &store);
+            }
             self.fill_holes();
             ctx.send_after(self.holes.tick, ctx.pid(), HoleTick);
         } else {

@@ -8,6 +8,7 @@ pub mod client;
 pub mod control;
 pub mod db_manager;
 pub mod deliberate;
+pub mod durable;
 pub mod limits;
 pub mod messages;
 pub mod operation;
@@ -27,6 +28,7 @@ pub type Batch = std::sync::Arc<[ops::LogEntry]>;
 /// The Paxos log the kv service runs on.
 pub type Log = paxos_app::Paxos<Batch>;
 
-pub use app::{KvServer, NodeStatus, PaxosMode, ServerOptions, start_server};
+pub use app::{KvServer, NodeStatus, PaxosMode, ServerOptions, start_server, start_server_with};
 pub use client::{Client, ClientError, ClientTimeouts};
+pub use durable::{DataDir, StorageMode};
 pub use limits::{Limits, TooLarge};

@@ -71,6 +71,12 @@ impl Store {
         Self::default()
     }
 
+    /// This store with deliberate bugs switched on or off (restored stores keep none).
+    pub fn with_deliberate(mut self, deliberate: DeliberateBugs) -> Self {
+        self.deliberate = deliberate;
+        self
+    }
+
     /// An empty store with deliberate bugs switched on (tests only).
     pub fn with_deliberate_bugs(deliberate: DeliberateBugs) -> Self {
         Store {

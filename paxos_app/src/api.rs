@@ -2,9 +2,10 @@
 //! `alive`, `stop` — plus `subscribe`/`set_listener`, which tell a process when an
 //! instance is decided so that nobody has to poll.
 
-use crate::core::{PeerConfig, ProposerConfig, Status};
+use crate::core::{Peer, PeerConfig, ProposerConfig, Record, Status};
+use crate::durable::PaxosLog;
 use crate::processes;
-use crate::tables::{ACCEPTOR, LEARNER, PAXOS_SUP, PROPOSER, Tables};
+use crate::tables::{ACCEPTOR, LEARNER, OnFatal, PAXOS_SUP, PROPOSER, Tables};
 use runtime::supervisor::{self, ChildSpec, Strategy, SupervisorSpec};
 use runtime::{ExitReason, Message, Node, NodeName, Pid, Process};
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,25 @@ pub fn prepare<V: PaxosValue>(
     peers: Vec<NodeName>,
     opts: PaxosOptions,
 ) -> Result<(Paxos<V>, SupervisorSpec), PaxosError> {
+    prepare_with(node, peers, opts, None)
+}
+
+/// A durable peer's storage: its log, the records recovered from it (the peer is restored
+/// from them, so it keeps every promise and acceptance it made before a crash), and what
+/// to do when the log fails a sync (stop the node).
+pub struct Durable<V> {
+    pub log: PaxosLog<V>,
+    pub records: Vec<Record<V>>,
+    pub on_fatal: OnFatal,
+}
+
+/// [`prepare`], with the peer's records in a durable log (`Some`) or in memory (`None`).
+pub fn prepare_with<V: PaxosValue>(
+    node: &Node,
+    peers: Vec<NodeName>,
+    opts: PaxosOptions,
+    durable: Option<Durable<V>>,
+) -> Result<(Paxos<V>, SupervisorSpec), PaxosError> {
     let me = peers
         .iter()
         .position(|p| p == node.name())
@@ -152,7 +172,20 @@ pub fn prepare<V: PaxosValue>(
         catch_up_ms: millis(opts.catch_up),
         ..PeerConfig::new(me, peers.len())
     };
-    let tables = Arc::new(Tables::new(node.clone(), peers, config));
+    let tables = Arc::new(match durable {
+        None => Tables::new(node.clone(), peers, config),
+        Some(Durable {
+            log,
+            records,
+            on_fatal,
+        }) => Tables::with_log(
+            node.clone(),
+            peers,
+            Peer::restore(config, records),
+            log,
+            on_fatal,
+        ),
+    });
     let spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(10))
         .child(child(ACCEPTOR, &tables, processes::acceptor::<V>))
@@ -182,9 +215,10 @@ impl<V: PaxosValue> Paxos<V> {
         });
     }
 
-    /// What this peer knows of `seq`, from local state only.
+    /// What this peer knows of `seq`, from local state only. A decision shows once the
+    /// records it rests on here are durable (and it was announced).
     pub fn status(&self, seq: u64) -> Status<V> {
-        self.tables.read(|peer| peer.status(seq))
+        self.tables.status(seq)
     }
 
     /// The application no longer needs instances `<= seq`.
@@ -259,6 +293,12 @@ impl<V: PaxosValue> Paxos<V> {
     /// The node this peer runs on.
     pub fn node(&self) -> &Node {
         &self.tables.node
+    }
+
+    /// The durable log's counters (fsyncs, their latency histogram, errors); `None` for
+    /// a peer whose records are in memory.
+    pub fn storage_stats(&self) -> Option<storage::StorageStats> {
+        self.tables.storage_stats()
     }
 
     /// The Paxos supervisor's pid, when it runs.

@@ -5,6 +5,7 @@
 //! peer lives in [`tables`], outside the processes, so a restart loses nothing.
 
 mod api;
+pub mod durable;
 mod processes;
 pub mod tables;
 
@@ -13,6 +14,9 @@ pub mod tables;
 pub use paxos_core as core;
 
 pub use api::{
-    Decided, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, prepare, start, start_with,
+    Decided, Durable, Paxos, PaxosError, PaxosOptions, PaxosValue, RequestCount, prepare,
+    prepare_with, start, start_with,
 };
 pub use core::Status;
+pub use durable::{OpenedPaxosLog, PaxosLog};
+pub use tables::OnFatal;

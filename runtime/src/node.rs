@@ -216,18 +216,29 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node with no transport yet: purely local until one is attached.
     pub fn new(name: impl Into<NodeName>, role: NodeRole) -> Node {
-        Node::new_seeded(name, role, rand::random())
+        Node::build(name, role, rand::random(), None)
     }
 
     /// A node whose every random choice (references, fault drops, and what
     /// its processes draw with [`Node::random_u64`]) comes from `seed`: a simulation that
     /// seeds its nodes replays the same run.
+    ///
+    /// Its creation number comes from the seed too (pids travel in messages, so a
+    /// wall-clock creation would make every run different): a simulation gives each
+    /// incarnation of a name its own seed.
     pub fn new_seeded(name: impl Into<NodeName>, role: NodeRole, seed: u64) -> Node {
+        let creation = ChaCha8Rng::seed_from_u64(seed ^ 0x6372_6561_7469_6f6e).random::<u64>() | 1;
+        Node::build(name, role, seed, Some(creation))
+    }
+
+    /// A node from `seed`, with its creation number given or else the next one of
+    /// [`crate::pid::next_creation`].
+    fn build(name: impl Into<NodeName>, role: NodeRole, seed: u64, creation: Option<u64>) -> Node {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         // Drawn and unused, so that the generator's later draws stay those a given seed
         // has always produced.
         let _ = rng.random::<u32>();
-        let creation = crate::pid::next_creation();
+        let creation = creation.unwrap_or_else(crate::pid::next_creation);
         let ref_seed: u64 = rng.random();
         let fault_seed: u64 = rng.random();
         Node {

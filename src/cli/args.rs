@@ -198,6 +198,22 @@ pub struct ClusterArgs {
     pub no_http: bool,
     #[command(flatten)]
     pub paxos: PaxosArg,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where server nodes keep their state.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// node: this node's data dir [default: ./paxoskv-data/NAME]; cluster: the parent of
+    /// one sub-dir per node [default: ./paxoskv-data]. Given here, it must exist. The
+    /// default's parent is $PAXOSKV_DATA_ROOT when set.
+    #[arg(long, value_name = "DIR", conflicts_with = "memory")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Keeps nothing on disk, as the original: a restarted node has forgotten its
+    /// promises, and a restarted cluster every write.
+    #[arg(long)]
+    pub memory: bool,
 }
 
 /// Which Paxos the server nodes run.
@@ -233,6 +249,8 @@ pub struct NodeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use crate::cli::endpoints::Endpoint;
 use crate::cli::error::CliError;
 use crate::cli::shell::{self, Member, Session};
 use crate::cli::signals::ShutdownSignals;
-use crate::cli::{connect, cookie, node, observe, output};
+use crate::cli::{connect, cookie, data_dir, node, observe, output};
 use kv_app::client::{self, ClientTimeouts};
 use paxoskv::observer::reading::Member as Watched;
 use std::io::IsTerminal;
@@ -25,10 +25,30 @@ pub async fn run(args: ClusterArgs) -> Result<(), CliError> {
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
     let mut members: Vec<Member> = Vec::with_capacity(layout.len());
     let mut watchers = Vec::with_capacity(layout.len());
+    let cluster = data_dir::cluster_identity(layout.iter().map(|e| e.name.as_str()));
     for me in &layout {
         let others: Vec<Endpoint> = layout.iter().filter(|e| *e != me).cloned().collect();
-        match node::start_server(&me.name, me.addr, &others, &cookie, args.paxos.mode, limits).await
-        {
+        let storage = match data_dir::storage_for(&args.storage, &me.name, false, &cluster) {
+            Ok(storage) => storage,
+            Err(e) => {
+                stop(&members);
+                return Err(e);
+            }
+        };
+        let started = node::start_server(
+            &me.name,
+            me.addr,
+            &others,
+            &cookie,
+            args.paxos.mode,
+            limits,
+            storage,
+        )
+        .await;
+        if let Ok(started) = &started {
+            data_dir::announce(&started.server);
+        }
+        match started {
             Ok(started) => {
                 watchers.push(watch_supervisor(&started));
                 members.push(Member {

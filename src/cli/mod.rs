@@ -11,6 +11,7 @@ mod connect;
 mod cookie;
 mod cpu;
 mod ctl;
+mod data_dir;
 mod endpoints;
 mod error;
 mod latency;

@@ -8,8 +8,8 @@ use crate::cli::args::NodeArgs;
 use crate::cli::endpoints::{self, Endpoint};
 use crate::cli::error::CliError;
 use crate::cli::signals::ShutdownSignals;
-use crate::cli::{connect, cookie, observe, output};
-use kv_app::{KvServer, Limits, PaxosMode, ServerOptions};
+use crate::cli::{connect, cookie, data_dir, observe, output};
+use kv_app::{KvServer, Limits, PaxosMode, ServerOptions, StorageMode};
 use paxoskv::observer::reading::Member;
 use runtime::transport::tcp::{TcpConfig, TcpTransport};
 use runtime::{Node, NodeName, NodeRole, Pid};
@@ -25,6 +25,13 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
     connect::use_tls(&args.tls)?;
     let mut signals =
         ShutdownSignals::install().map_err(CliError::io("installing signal handlers"))?;
+    let cluster = data_dir::cluster_identity(
+        others
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(std::iter::once(name.as_str())),
+    );
+    let storage = data_dir::storage_for(&args.storage, &name, true, &cluster)?;
     let started = start_server(
         &name,
         args.listen,
@@ -32,8 +39,10 @@ pub async fn run(args: NodeArgs) -> Result<(), CliError> {
         &cookie,
         args.paxos.mode,
         limits,
+        storage,
     )
     .await?;
+    data_dir::announce(&started.server);
     let addr = started.addr;
     let members: Vec<Member> = std::iter::once(Member {
         name: name.clone(),
@@ -123,7 +132,7 @@ pub struct Started {
 }
 
 /// Starts a server node named `name` listening on `listen`, that knows `others`, and the
-/// kv application on it, running Paxos in `mode`. The Paxos peer list is the sorted set of
+/// kv application on it, running Paxos in `mode`, its state kept where `storage` says. The Paxos peer list is the sorted set of
 /// every name, so every node computes the same order (and agrees on the leader, the
 /// first); the transport is given the same list, so that a node started with another one
 /// is refused.
@@ -134,6 +143,7 @@ pub async fn start_server(
     cookie: &str,
     mode: PaxosMode,
     limits: Limits,
+    storage: StorageMode,
 ) -> Result<Started, CliError> {
     let failed = |reason: String| CliError::Start {
         name: name.to_string(),
@@ -144,8 +154,13 @@ pub async fn start_server(
         .map(|p| NodeName::new(&p.name))
         .chain(std::iter::once(NodeName::new(name)))
         .collect();
+    // A durable node whose data dir already holds its Paxos log comes back with its
+    // promises: its peers may take it back under its old name.
+    let recovered =
+        matches!(&storage, StorageMode::Durable(dir) if dir.path.join("paxos").exists());
     let base = TcpConfig {
         tls: connect::tls(),
+        recovered,
         ..TcpConfig::new(cookie)
             .listen(listen)
             .members(peers.iter().cloned())
@@ -161,7 +176,7 @@ pub async fn start_server(
         limits,
         ..ServerOptions::with_paxos(mode)
     };
-    match kv_app::start_server(&node, peers.into_iter().collect(), opts).await {
+    match kv_app::start_server_with(&node, peers.into_iter().collect(), opts, storage).await {
         Ok(server) => Ok(Started {
             node,
             server,

@@ -50,9 +50,54 @@ pub fn free_port_block(n: u16) -> u16 {
     panic!("no block of {n} free ports found");
 }
 
+/// A fresh directory under cargo's temp dir for tests (on the real disk), removed on drop.
+pub struct FreshDir(pub std::path::PathBuf);
+
+impl FreshDir {
+    pub fn new(what: &str) -> FreshDir {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{what}-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&path).expect("create a test dir");
+        FreshDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn join(&self, part: &str) -> std::path::PathBuf {
+        self.0.join(part)
+    }
+}
+
+impl Drop for FreshDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The environment variable that moves the default data dirs of server nodes.
+pub const DATA_ROOT_ENV: &str = "PAXOSKV_DATA_ROOT";
+
+/// Gives a command a fresh default data root (unless the test chose one), so no node
+/// writes into the working directory and no test sees another's data.
+fn fresh_data_root(cmd: &mut Command, env: &[(&str, &str)]) -> Option<FreshDir> {
+    if env.iter().any(|(k, _)| *k == DATA_ROOT_ENV) {
+        return None;
+    }
+    let root = FreshDir::new("paxoskv-data");
+    cmd.env(DATA_ROOT_ENV, root.path());
+    Some(root)
+}
+
 /// A running `paxoskv` process whose stdout is read line by line; killed on drop.
 pub struct Proc {
     child: Child,
+    /// Its default data root, removed after the process is gone.
+    _data_root: Option<FreshDir>,
     lines: Receiver<String>,
     stdin: Option<ChildStdin>,
     /// What was read from stdout so far, for failure messages.
@@ -81,6 +126,7 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let data_root = fresh_data_root(&mut cmd, env);
         let mut child = cmd.spawn().expect("start paxoskv");
         let stdout = child.stdout.take().expect("piped stdout");
         let stdin = child.stdin.take();
@@ -95,6 +141,7 @@ impl Proc {
         });
         Proc {
             child,
+            _data_root: data_root,
             lines,
             stdin,
             seen: Vec::new(),
@@ -113,6 +160,7 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let data_root = fresh_data_root(&mut cmd, env);
         let mut child = cmd.spawn().expect("start paxoskv");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = channel();
@@ -129,6 +177,7 @@ impl Proc {
             lines,
             stdin: None,
             seen: Vec::new(),
+            _data_root: data_root,
         }
     }
 
@@ -288,6 +337,7 @@ pub fn try_run_with(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let _data_root = fresh_data_root(&mut cmd, env);
     let mut child = cmd
         .spawn()
         .map_err(|error| format!("cannot start paxoskv {args:?}: {error}"))?;
