@@ -80,6 +80,11 @@ pub enum Body<V> {
         ballot: Ballot,
         accepted: Vec<(Seq, Ballot, V)>,
     },
+    /// Peer → the other learners, a few times after its highest instance seen rose to
+    /// `seq`: nothing but the stamp. A peer that missed every message of the last
+    /// instance would otherwise never learn it exists while the cluster is idle (catch-up
+    /// only asks about holes below its own `max`); this tells it, and its next look asks.
+    Advert { seq: Seq },
 }
 
 impl<V> Body<V> {
@@ -93,7 +98,8 @@ impl<V> Body<V> {
             | Body::Reject { seq, .. }
             | Body::Decided { seq, .. }
             | Body::Query { seq }
-            | Body::Forgotten { seq } => *seq,
+            | Body::Forgotten { seq }
+            | Body::Advert { seq } => *seq,
             Body::PrepareFrom { from, .. } | Body::PromiseFrom { from, .. } => *from,
         }
     }
@@ -111,6 +117,7 @@ impl<V> Body<V> {
             Body::Forgotten { .. } => "forgotten",
             Body::PrepareFrom { .. } => "prepare_from",
             Body::PromiseFrom { .. } => "promise_from",
+            Body::Advert { .. } => "advert",
         }
     }
 }

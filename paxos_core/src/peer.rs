@@ -164,7 +164,17 @@ impl<V> Ready<V> {
 struct CatchUp {
     next_look_ms: Option<u64>,
     missing_before: Vec<Seq>,
+    /// The highest instance seen when adverts were last planned, how many adverts are
+    /// still to go for it, and how many looks until the next one.
+    advertised: Seq,
+    adverts_left: u32,
+    looks_to_advert: u32,
 }
+
+/// Adverts sent after the highest instance seen rises (each lost with the link's loss
+/// rate, so a few), and the looks between two of them (10 x 30 ms by default).
+const ADVERTS: u32 = 3;
+const LOOKS_BETWEEN_ADVERTS: u32 = 10;
 
 /// One Paxos peer. See the module doc.
 #[derive(Clone, Debug)]
@@ -557,6 +567,35 @@ impl<V: Value> Peer<V> {
             .collect();
         self.catch_up.missing_before = missing;
         self.route(ask, now_ms);
+        self.advertise_max(now_ms);
+    }
+
+    /// After the highest instance seen rises, a few `Advert`s to the other learners, one
+    /// every [`LOOKS_BETWEEN_ADVERTS`] looks: an idle cluster then costs
+    /// `ADVERTS * (peers - 1)` messages per peer after its last instance, and nothing after.
+    fn advertise_max(&mut self, now_ms: u64) {
+        let max = self.learner.max();
+        let c = &mut self.catch_up;
+        if max > c.advertised {
+            c.advertised = max;
+            c.adverts_left = ADVERTS;
+            c.looks_to_advert = LOOKS_BETWEEN_ADVERTS;
+        }
+        if c.adverts_left == 0 {
+            return;
+        }
+        c.looks_to_advert = c.looks_to_advert.saturating_sub(1);
+        if c.looks_to_advert > 0 {
+            return;
+        }
+        c.adverts_left -= 1;
+        c.looks_to_advert = LOOKS_BETWEEN_ADVERTS;
+        let me = self.config.me;
+        let adverts: Vec<Outgoing<V>> = (0..self.config.peers)
+            .filter(|&peer| peer != me)
+            .map(|peer| Outgoing::new(Target::Peer(peer, Role::Learner), Body::Advert { seq: max }))
+            .collect();
+        self.route(adverts, now_ms);
     }
 
     fn count(&mut self, body: &Body<V>) {
@@ -905,6 +944,49 @@ mod tests {
             .map(|o| o.msg.body.seq())
             .collect();
         assert_eq!(asked, vec![3, 3], "a hole filled is not asked about again");
+    }
+
+    #[test]
+    fn a_risen_max_is_advertised_a_few_times_then_silence() {
+        let mut peer: Peer<u32> = Peer::new(config(0, 3));
+        peer.tick(0, &mut no_jitter);
+        peer.step(
+            Role::Learner,
+            from(1, Body::Decided { seq: 1, value: 7 }),
+            0,
+        );
+        peer.take_ready();
+        let mut adverts = Vec::new();
+        for look in 1..=60u64 {
+            peer.tick(look * 30, &mut no_jitter);
+            for o in peer.take_ready().messages {
+                assert_eq!(o.msg.body.kind(), "advert");
+                assert_eq!((o.role, o.msg.body.seq(), o.msg.max), (Role::Learner, 1, 1));
+                adverts.push((look, o.to));
+            }
+        }
+        let rounds: Vec<u64> = adverts.iter().map(|(look, _)| *look).collect();
+        assert_eq!(rounds, vec![10, 10, 20, 20, 30, 30], "{adverts:?}");
+        assert!(adverts.iter().all(|(_, to)| *to != 0), "never to itself");
+
+        // A peer that missed everything learns the instance exists from an advert, and
+        // asks about it at its looks.
+        let mut behind: Peer<u32> = Peer::new(config(2, 3));
+        behind.tick(0, &mut no_jitter);
+        let mut advert = from(0, Body::Advert { seq: 1 });
+        advert.max = 1;
+        behind.step(Role::Learner, advert, 0);
+        assert_eq!(behind.max(), 1);
+        behind.tick(30, &mut no_jitter);
+        behind.take_ready();
+        behind.tick(60, &mut no_jitter);
+        let asked: Vec<(PeerId, &str)> = behind
+            .take_ready()
+            .messages
+            .iter()
+            .map(|o| (o.to, o.msg.body.kind()))
+            .collect();
+        assert_eq!(asked, vec![(0, "query"), (1, "query")]);
     }
 
     #[test]

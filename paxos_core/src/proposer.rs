@@ -322,6 +322,7 @@ impl<V: Value> Proposer<V> {
             Body::Prepare { .. }
             | Body::Accept { .. }
             | Body::Query { .. }
+            | Body::Advert { .. }
             | Body::Forgotten { .. }
             | Body::PrepareFrom { .. }
             | Body::PromiseFrom { .. } => Vec::new(),
