@@ -31,6 +31,7 @@
 //! | `PromiseFrom{from, ballot, accepted}` | acceptor → proposer | phase 1b for all of them: every `(seq, ballot, value)` it accepted at or above `from` |
 //!
 //! | `Forgotten{seq}` | acceptor → a learner behind its floor | "every peer is done with `seq`": the stamped `min` lets it forget too |
+//! | `Advert{seq}` | peer → the other learners, three times, 300 ms apart, after its `max` rose to `seq` | nothing but the stamp: a peer that missed every message of the last instance learns it exists while the cluster is idle, and its catch-up asks |
 //!
 //! Each crosses the network as a [`Message`]: the body, the sender's [`PeerId`], the
 //! sender's `done` watermark (the highest instance its application called done on, 0 if
